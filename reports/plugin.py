@@ -1,0 +1,213 @@
+"""pytest plugin: gathers each check's outcome and evidence, writes the three reports.
+
+It never talks to the stack: the fixtures plugin hands it the environment
+(target, versions, values, notes, secrets) through `environment(config)`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from reports import signoff
+from reports.redact import Redactor
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DIR = ROOT / "reports" / "out"
+
+
+@dataclass
+class RunEnvironment:
+    target: str = "unknown"
+    versions: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    secrets: list = field(default_factory=list)
+    unavailable: dict = field(default_factory=dict)  # scope -> why the target cannot check it
+
+
+_ENV = pytest.StashKey[RunEnvironment]()
+_STATE = pytest.StashKey["_State"]()
+
+
+def environment(config: pytest.Config) -> RunEnvironment:
+    """What the fixtures side tells the report about the run (create on first use)."""
+    if _ENV not in config.stash:
+        config.stash[_ENV] = RunEnvironment()
+    return config.stash[_ENV]
+
+
+@dataclass
+class _State:
+    report_dir: Path
+    started: float
+    criteria: dict[str, str] = field(default_factory=dict)  # nodeid -> criterion id
+    results: dict[str, signoff.CheckResult] = field(default_factory=dict)
+    deselected: set = field(default_factory=set)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("acceptance").addoption(
+        "--report-dir", default=None, metavar="DIR",
+        help="where acceptance.html, junit.xml and signoff.json go (default: reports/out)")
+
+
+def _is_acceptance_run(config: pytest.Config) -> bool:
+    if config.getoption("report_dir"):
+        return True
+    suites = (ROOT / "suites").resolve()
+    paths = [Path(a.split("::")[0]).resolve() for a in config.args] or [Path.cwd()]
+    return any(p == suites or suites in p.parents or p == ROOT for p in paths)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not _is_acceptance_run(config) or hasattr(config, "workerinput"):
+        return
+    report_dir = Path(config.getoption("report_dir") or DEFAULT_DIR).resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(report_dir / "logs", ignore_errors=True)
+    for stale in ("signoff.json", "acceptance.html", "junit.xml"):
+        (report_dir / stale).unlink(missing_ok=True)
+    # pytest-html and junitxml read these options in their own pytest_configure, which runs after ours.
+    if not config.option.htmlpath:
+        config.option.htmlpath = str(report_dir / "acceptance.html")
+    config.option.self_contained_html = True
+    if not config.option.xmlpath:
+        config.option.xmlpath = str(report_dir / "junit.xml")
+    config.stash[_STATE] = _State(report_dir=report_dir, started=time.monotonic())
+
+
+def _state(config: pytest.Config) -> _State | None:
+    return config.stash.get(_STATE, None)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    state = _state(config)
+    if state is None:
+        return
+    for item in items:
+        marker = item.get_closest_marker("criterion")
+        if marker:
+            state.criteria[item.nodeid] = marker.args[0]
+
+
+def pytest_deselected(items) -> None:
+    for item in items:
+        state = _state(item.config)
+        marker = item.get_closest_marker("criterion")
+        if state is not None and marker:
+            state.deselected.add(marker.args[0])
+
+
+def record_log(config: pytest.Config, nodeid: str, name: str, source: Path) -> str | None:
+    """Copy a component's log (secrets redacted) next to the reports; return its report-relative path."""
+    state = _state(config)
+    if state is None or not source.exists():
+        return None
+    target = state.report_dir / "logs" / f"{name}.log"
+    target.parent.mkdir(exist_ok=True)
+    target.write_text(Redactor(environment(config).secrets).text(source.read_text(errors="replace")[-200_000:]))
+    relative = f"logs/{target.name}"
+    result = state.results.get(nodeid)
+    if result is not None and relative not in result.logs:
+        result.logs.append(relative)
+    return relative
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    state = _STATE_BY_RUN.get("state")
+    if state is None or report.nodeid not in state.criteria:
+        return
+    result = state.results.setdefault(
+        report.nodeid, signoff.CheckResult(report.nodeid, state.criteria[report.nodeid], "passed"))
+    result.evidence.extend(v for k, v in report.user_properties if k == "evidence" and v not in result.evidence)
+    for k, v in report.user_properties:
+        if k == "log" and v not in result.logs:
+            result.logs.append(v)
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if result.outcome != "failed":
+            result.outcome = "skipped"
+            result.message = reason.removeprefix("Skipped: ")
+    elif report.failed:
+        result.outcome = "failed"
+        result.message = _failure_text(report)
+
+
+def _failure_text(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash else str(report.longrepr)
+    phase = "" if report.when == "call" else f"(in {report.when}) "
+    return phase + text.strip()[:3000]
+
+
+# pytest_runtest_logreport receives no config; the state is kept for the one run in progress.
+_STATE_BY_RUN: dict[str, _State] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    state = _state(session.config)
+    if state is not None:
+        _STATE_BY_RUN["state"] = state
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = _state(session.config)
+    if state is None:
+        return
+    env = environment(session.config)
+    redact = Redactor(env.secrets)
+    for result in state.results.values():
+        result.evidence = [redact.text(e) for e in result.evidence]
+        result.message = redact.text(result.message)
+    rows = signoff.build(list(state.results.values()), state.deselected, env.unavailable)
+    duration = time.monotonic() - state.started
+    signoff.write_json(state.report_dir / "signoff.json", rows, env.target, env.versions, env.values, duration,
+                       env.notes)
+    session.config.stash[_ROWS] = (rows, duration)
+
+
+_ROWS = pytest.StashKey[tuple]()
+
+
+def pytest_html_results_summary(prefix, summary, postfix, session) -> None:
+    rows, duration = session.config.stash.get(_ROWS, (None, 0.0))
+    if rows is None:
+        return
+    env = environment(session.config)
+    prefix.insert(0, signoff.html_table(rows, env.target, env.versions, env.values, duration, env.notes))
+
+
+def pytest_html_report_title(report) -> None:
+    report.title = "MLOps stack acceptance"
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    if _ROWS not in config.stash:
+        return
+    rows, duration = config.stash[_ROWS]
+    tr = terminalreporter
+    tr.write_sep("=", f"sign-off ({environment(config).target} target, {duration:.1f} s)")
+    for row in rows:
+        tr.write_line(f"{row.status:<12} {row.id:<24} {row.evidence.splitlines()[0][:110] if row.evidence else ''}")
+    tr.write_line(f"reports: {_state(config).report_dir}/{{acceptance.html,signoff.json,junit.xml}}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = _state(config)
+    _STATE_BY_RUN.pop("state", None)
+    if state is None:
+        return
+    # A last pass over every written file: captured output may hold what a check printed.
+    redact = Redactor(environment(config).secrets)
+    for path in state.report_dir.rglob("*"):
+        if path.is_file():
+            redact.file(path)

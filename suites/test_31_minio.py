@@ -1,0 +1,78 @@
+"""CLOUD-3.1 MinIO object storage: the service criteria, through the S3 API."""
+
+import hashlib
+import os
+import uuid
+
+import pytest
+
+from fixtures.capabilities.s3 import PROBES
+
+criterion = pytest.mark.criterion
+
+
+@criterion("3.1-health")
+def test_s3_answers_liveness_and_readiness(stack, evidence):
+    for kind in ("live", "ready"):
+        response = stack.s3.probe(kind)
+        evidence(f"{kind}: GET {PROBES[stack.s3.flavor][kind]} -> HTTP {response.status_code} ({stack.s3.flavor})")
+        assert response.status_code == 200, f"{kind} probe {response.url} answered HTTP {response.status_code}"
+
+
+@criterion("3.1-buckets")
+def test_every_configured_bucket_exists(stack, values, evidence):
+    configured = [b.name for b in values.minio_buckets]
+    present = set(stack.s3.bucket_names())
+    missing = [name for name in configured if name not in present]
+    evidence(f"configured: {', '.join(configured)}; present on the server: {', '.join(sorted(present)) or 'none'}")
+    assert not missing, f"configured buckets missing on the server: {', '.join(missing)}"
+
+
+@criterion("3.1-policies")
+def test_each_bucket_allows_exactly_its_policy(stack, values, evidence):
+    wrong = []
+    for bucket in values.minio_buckets:
+        b = stack.s3.bucket(bucket.name)
+        if not b.exists:
+            evidence(f"{bucket.name}: missing, policy not checked (see 3.1-buckets)")
+            continue
+        access = b.anonymous_access
+        evidence(f"{bucket.name} (policy {bucket.policy}): anonymous {access}")
+        if not b.allows_exactly(bucket.policy):
+            wrong.append(f"{bucket.name} should be {bucket.policy}, anonymous {access}")
+    assert not wrong, "; ".join(wrong)
+
+
+@criterion("3.1-roundtrip")
+def test_upload_list_download_delete_roundtrip(stack, evidence):
+    s3 = stack.s3.client
+    bucket = f"acceptance-scratch-{uuid.uuid4().hex[:12]}"
+    payload = os.urandom(3 * 1024 * 1024 + 17)  # over the 1 MiB boundary some servers chunk at
+    digest = hashlib.sha256(payload).hexdigest()
+    s3.create_bucket(Bucket=bucket)
+    try:
+        s3.put_object(Bucket=bucket, Key="roundtrip/blob.bin", Body=payload)
+        listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        assert listed == ["roundtrip/blob.bin"], f"listing shows {listed}"
+        back = s3.get_object(Bucket=bucket, Key="roundtrip/blob.bin")["Body"].read()
+        assert hashlib.sha256(back).hexdigest() == digest, "downloaded bytes differ from the upload"
+        s3.delete_object(Bucket=bucket, Key="roundtrip/blob.bin")
+        assert not s3.list_objects_v2(Bucket=bucket).get("Contents"), "object still listed after delete"
+    finally:
+        for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=bucket)
+    assert bucket not in stack.s3.bucket_names(), f"scratch bucket {bucket} still exists after delete"
+    evidence(f"bucket {bucket} created; {len(payload)} bytes uploaded, listed, downloaded with sha256 {digest[:16]}..., "
+             "object and bucket deleted")
+
+
+@criterion("3.1-auth")
+def test_wrong_credentials_are_rejected(stack, values, evidence):
+    wrong_secret = stack.s3.rejects(values.minio_access_key, values.minio_secret_key + "-wrong")
+    unknown_key = stack.s3.rejects("acceptance-unknown-key", "not-a-secret-at-all")
+    evidence(f"right key, wrong secret -> {wrong_secret or 'ACCEPTED'}; unknown key -> {unknown_key or 'ACCEPTED'}")
+    assert wrong_secret, "a wrong secret key was accepted"
+    assert unknown_key, "an unknown access key was accepted"
+    assert stack.s3.rejects(values.minio_access_key, values.minio_secret_key) is None, \
+        "the configured credentials were refused (the comparison proves nothing)"

@@ -1,0 +1,54 @@
+"""Phase 3 completion: the end-to-end path and what makes a sign-off reproducible."""
+
+import json
+
+import numpy as np
+import pytest
+
+criterion = pytest.mark.criterion
+
+
+@criterion("3-integration")
+def test_the_served_model_is_the_registered_version_and_predicts_like_the_local_model(stack, values, evidence):
+    model = stack.served_model
+    if model is None:
+        pytest.skip("the suite did not train the served model on this target, so it has no local model to compare")
+    name = values.inference_service_name
+    registered = stack.mlflow.registered_model(name)
+    assert registered is not None, f"the served model is not registered: no registered model named {name!r}"
+    versions = {v["version"]: v for v in stack.mlflow.model_versions(name)}
+    evidence(f"registered model {name}: versions {sorted(versions)}; served from {model.model_uri}")
+    assert model.model_uri.startswith(f"models:/{name}/"), (
+        f"the server loads {model.model_uri}, not a registered version of {name}")
+    served_version = model.model_uri.rsplit("/", 1)[-1]
+    assert served_version in versions, f"served version {served_version} is not in the registry"
+    source = versions[served_version]["source"]
+    run = stack.mlflow.get("runs/get", run_id=versions[served_version]["run_id"])["run"]
+    tables = stack.postgres.tables()
+    evidence(f"version {served_version}: source {source}; run {run['info']['run_id']} in the tracking store; "
+             f"backend tables in PostgreSQL: {'runs' in tables}")
+    assert "runs" in tables and stack.postgres.query("SELECT 1 FROM runs WHERE run_uuid = %s", run["info"]["run_id"]), \
+        "the model's run is not in PostgreSQL"
+    artifact_root = run["info"]["artifact_uri"]
+    assert artifact_root.startswith(values.mlflow_artifact_root.rstrip("/") + "/"), (
+        f"the model's artifacts are at {artifact_root}, not in the object store under {values.mlflow_artifact_root}")
+    response = stack.inference.infer(model.input)
+    assert response.status_code == 200, f"infer -> HTTP {response.status_code}: {response.text[:300]}"
+    served = response.json()["outputs"][0]["data"]
+    evidence(f"served prediction {served}; local model {model.expected}")
+    assert np.array_equal(np.array(served), np.array(model.expected))
+
+
+@criterion("3-docs")
+def test_the_report_records_versions_values_and_target(stack, values, evidence):
+    versions = stack.versions()
+    evidence("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    unreadable = [k for k, v in versions.items() if v.startswith("unreadable")]
+    assert not unreadable, f"versions not readable from the live components: {', '.join(unreadable)}"
+    assert versions["mlflow"] == values.mlflow_version
+    recorded = json.dumps(values.redacted())
+    leaked = [s for s in values.secrets() if s in recorded]
+    assert not leaked, "the values recorded in the report contain a configured secret"
+    evidence(f"target {stack.target}; {len(values.redacted())} values recorded with secrets redacted; "
+             f"notes: {'; '.join(stack.notes)}")
+    assert stack.target
