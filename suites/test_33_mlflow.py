@@ -20,7 +20,8 @@ mlflow.set_experiment("acceptance-client-" + tag)
 with mlflow.start_run() as run:
     mlflow.log_param("test", "value")
     mlflow.log_text("acceptance " + tag, "acceptance/artifact.txt")
-    info = mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), "model")
+    info = mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), "model",
+                                    pip_requirements=["scikit-learn"])
 version = mlflow.register_model(info.model_uri, "acceptance-registry-" + tag)
 print(json.dumps({"run_id": run.info.run_id, "artifact_uri": run.info.artifact_uri,
                   "model_name": version.name, "model_version": str(version.version)}))
