@@ -129,6 +129,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for k, v in report.user_properties:
         if k == "log" and v not in result.logs:
             result.logs.append(v)
+        if k == "figure" and v not in result.figures:
+            result.figures.append(v)
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         if result.outcome != "failed":

@@ -25,6 +25,7 @@ class CheckResult:
     evidence: list[str] = field(default_factory=list)
     message: str = ""  # the failure or skip reason
     logs: list[str] = field(default_factory=list)  # report-relative paths
+    figures: list[str] = field(default_factory=list)  # inline SVG (reports/charts.py), HTML report only
 
 
 @dataclass
@@ -36,6 +37,7 @@ class CriterionStatus:
     evidence: str
     checks: list[str]
     logs: list[str]
+    figures: list[str] = field(default_factory=list)  # inline SVG, kept out of signoff.json
 
 
 def _status(results: list[CheckResult]) -> str:
@@ -82,6 +84,7 @@ def build(results: list[CheckResult], deselected: set[str] = frozenset(),
         rows.append(CriterionStatus(
             id=c.id, scope=", ".join(c.scopes), criterion=c.text, status=status, evidence=evidence,
             checks=[r.nodeid for r in mine], logs=sorted({log for r in mine for log in r.logs}),
+            figures=[f for r in mine for f in r.figures],
         ))
     return rows
 
@@ -98,7 +101,7 @@ def write_json(path: Path, rows: list[CriterionStatus], target: str, versions: d
     path.write_text(json.dumps({
         "target": target,
         "summary": counts(rows),
-        "criteria": [asdict(r) for r in rows],
+        "criteria": [{k: v for k, v in asdict(r).items() if k != "figures"} for r in rows],
         "versions": versions,
         "values": values,
         "notes": notes,
@@ -122,6 +125,8 @@ def html_table(rows: list[CriterionStatus], target: str, versions: dict, values:
             f'<td style="color:{_COLOURS[r.status]};font-weight:bold">{e(r.status)}</td>'
             f'<td>{e(r.criterion)}</td><td style="white-space:pre-wrap">{e(r.evidence)}</td><td>{logs}</td></tr>'
         )
+        if r.figures:  # the checks' own SVG (reports/charts.py escapes its texts), under the row
+            body.append(f'<tr><td colspan="6">{"".join(r.figures)}</td></tr>')
     version_rows = "".join(f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in versions.items())
     note_items = "".join(f"<li>{e(n)}</li>" for n in notes)
     return f"""

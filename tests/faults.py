@@ -1,0 +1,65 @@
+"""A pytest plugin that builds a deliberately broken embedded stack (`-p tests.faults --fault NAME`).
+
+The project's tests run `pytest suites/` with it and assert that exactly the
+criteria the fault violates fail. It uses the provisioning hooks
+(fixtures/hookspecs.py); the product itself never breaks anything.
+"""
+
+import json
+import pytest
+
+from manifests.minio.create_buckets import policy_document
+
+# fault -> the criteria it must fail, and nothing else
+EXPECTED = {
+    "missing-bucket": {"3.1-buckets"},
+    "public-bucket": {"3.1-policies"},
+    "wrong-setting": {"3.2-settings"},
+    # No MLflow tables in PostgreSQL: the schema, the backup (nothing to back up) and the
+    # end-to-end path (the model's run is not in PostgreSQL) fail with the backend check.
+    "file-store": {"3.3-backend", "3.2-schema", "3.2-backup", "3-integration"},
+    "artifacts-outside": {"3.3-artifacts", "3.3-registry", "3-integration"},
+    "unregistered-model": {"3-integration"},
+}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fault", choices=sorted(EXPECTED), required=True)
+
+
+def _fault(config) -> str:
+    return config.getoption("fault")
+
+
+@pytest.hookimpl
+def pytest_acceptance_local_plan(plan):
+    fault = _fault(pytest_config)
+    scratch = plan.workdir  # removed with the stack
+    if fault == "wrong-setting":
+        plan.postgres.max_connections = plan.postgres.max_connections // 2
+    elif fault == "file-store":
+        plan.backend_store_uri = f"file://{scratch}/mlruns"
+    elif fault == "artifacts-outside":
+        plan.artifact_root = f"file://{scratch}/artifacts"
+    elif fault == "unregistered-model":
+        plan.register_model = False
+
+
+@pytest.hookimpl
+def pytest_acceptance_stack_ready(stack):
+    fault = _fault(pytest_config)
+    s3 = stack.s3.client
+    if fault == "missing-bucket":
+        for key in stack.s3.bucket("datasets").keys():
+            s3.delete_object(Bucket="datasets", Key=key)
+        s3.delete_bucket(Bucket="datasets")
+    elif fault == "public-bucket":
+        s3.put_bucket_policy(Bucket="models", Policy=json.dumps(policy_document("models", "download")))
+
+
+pytest_config = None
+
+
+def pytest_configure(config):
+    global pytest_config
+    pytest_config = config

@@ -1,0 +1,27 @@
+"""Each check fails when its criterion is violated: the suite against deliberately broken stacks."""
+
+import pytest
+
+from tests.conftest import statuses
+from tests.faults import EXPECTED
+from tests.leftovers import assert_nothing_left, snapshot
+
+SERVICE_CRITERIA_WITHOUT_CHECKS = {"3-load"}
+
+
+@pytest.mark.parametrize("fault", sorted(EXPECTED))
+def test_a_fault_fails_exactly_its_criteria(fault, suite_run):
+    before = snapshot()
+    done, signoff = suite_run("-p", "tests.faults", "--fault", fault)
+    assert signoff is not None, f"no signoff.json; pytest said:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
+    status = statuses(signoff)
+    failed = {cid for cid, s in status.items() if s == "failed"}
+    assert failed == EXPECTED[fault], (
+        f"fault {fault}: expected exactly {sorted(EXPECTED[fault])} to fail, got {sorted(failed)}\n"
+        + "\n".join(f"{c['id']}: {c['evidence']}" for c in signoff["criteria"] if c["status"] == "failed"))
+    # Everything else the target can check still passes: the fault is what broke them.
+    service = {c["id"] for c in signoff["criteria"] if c["scope"].startswith("service")}
+    unexpected = {cid for cid in service - failed - SERVICE_CRITERIA_WITHOUT_CHECKS if status[cid] != "passed"}
+    assert not unexpected, f"fault {fault}: {sorted(unexpected)} not passed"
+    assert done.returncode == 1, f"a failed criterion must fail the run (exit {done.returncode})"
+    assert_nothing_left(before)
