@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_suite(*args: str, report_dir: Path, timeout: float = 600, env: dict | None = None):
-    """`pytest suites/ ARGS` in a subprocess; returns (completed process, signoff dict or None)."""
+    """`pytest suites/ ARGS` in a subprocess; returns (completed process, signoff dict or None).
+
+    The run's TMPDIR is a folder of its own, so what it leaves there is its own doing.
+    """
     cmd = [sys.executable, "-m", "pytest", "suites/", "-q", "-p", "no:randomly", "--report-dir", str(report_dir),
            *args]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
@@ -28,8 +33,18 @@ def statuses(signoff: dict) -> dict[str, str]:
 
 
 @pytest.fixture
-def suite_run(tmp_path):
-    def run(*args, **kwargs):
-        return run_suite(*args, report_dir=tmp_path / "report", **kwargs)
+def run_tmpdir():
+    """A TMPDIR for one suite run; PostgreSQL's OS user must be able to pass through it."""
+    folder = Path(tempfile.mkdtemp(prefix="acceptance-test-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def suite_run(tmp_path, run_tmpdir):
+    def run(*args, env=None, **kwargs):
+        return run_suite(*args, report_dir=tmp_path / "report", env={"TMPDIR": str(run_tmpdir), **(env or {})},
+                         **kwargs)
 
     return run

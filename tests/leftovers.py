@@ -2,39 +2,30 @@
 
 from __future__ import annotations
 
-import glob
 import time
+from pathlib import Path
 
 import psutil
 
-MARKERS = ("mlops-acceptance-",)
 
-
-def _our_processes() -> set[int]:
-    found = set()
-    for p in psutil.process_iter(["pid", "cmdline", "environ"]):
+def processes_under(folder: Path) -> list[int]:
+    """Processes whose command line names a path inside `folder` (the run's TMPDIR)."""
+    marker = str(folder)
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
         try:
-            cmdline = " ".join(p.info["cmdline"] or [])
+            if marker in " ".join(p.info["cmdline"] or []):
+                found.append(p.info["pid"])
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        if any(m in cmdline for m in MARKERS):
-            found.add(p.info["pid"])
     return found
 
 
-def snapshot() -> dict:
-    # Ports are not compared: every port the stack opens is held by one of its processes.
-    return {"pids": _our_processes(), "dirs": set(glob.glob("/tmp/mlops-acceptance-*"))}
-
-
-def assert_nothing_left(before: dict, grace: float = 10) -> None:
+def assert_nothing_left(tmpdir: Path, grace: float = 10) -> None:
+    """Every server stopped, every temporary folder of the run removed."""
     deadline = time.monotonic() + grace
-    while True:
-        now = snapshot()
-        pids = now["pids"] - before["pids"]
-        dirs = now["dirs"] - before["dirs"]
-        if not (pids or dirs) or time.monotonic() > deadline:
-            break
+    while (processes_under(tmpdir) or any(tmpdir.iterdir())) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not pids, f"processes left running: {[psutil.Process(p).cmdline()[:3] for p in pids if psutil.pid_exists(p)]}"
-    assert not dirs, f"temporary folders left: {sorted(dirs)}"
+    left = processes_under(tmpdir)
+    assert not left, f"processes left running: {[psutil.Process(p).cmdline()[:3] for p in left if psutil.pid_exists(p)]}"
+    assert not any(tmpdir.iterdir()), f"temporary files left: {sorted(p.name for p in tmpdir.iterdir())}"

@@ -4,14 +4,13 @@ import pytest
 
 from tests.conftest import statuses
 from tests.faults import EXPECTED
-from tests.leftovers import assert_nothing_left, snapshot
+from tests.leftovers import assert_nothing_left
 
 SERVICE_CRITERIA_WITHOUT_CHECKS = {"3-load"}
 
 
 @pytest.mark.parametrize("fault", sorted(EXPECTED))
-def test_a_fault_fails_exactly_its_criteria(fault, suite_run):
-    before = snapshot()
+def test_a_fault_fails_exactly_its_criteria(fault, suite_run, run_tmpdir):
     done, signoff = suite_run("-p", "tests.faults", "--fault", fault)
     assert signoff is not None, f"no signoff.json; pytest said:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
     status = statuses(signoff)
@@ -24,4 +23,4 @@ def test_a_fault_fails_exactly_its_criteria(fault, suite_run):
     unexpected = {cid for cid in service - failed - SERVICE_CRITERIA_WITHOUT_CHECKS if status[cid] != "passed"}
     assert not unexpected, f"fault {fault}: {sorted(unexpected)} not passed"
     assert done.returncode == 1, f"a failed criterion must fail the run (exit {done.returncode})"
-    assert_nothing_left(before)
+    assert_nothing_left(run_tmpdir)
