@@ -1,6 +1,8 @@
 """CLOUD-3.2 PostgreSQL: the service criteria, over SQL and with the PostgreSQL client tools."""
 
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -57,24 +59,30 @@ def test_mlflow_schema_at_the_deployed_alembic_head(stack, evidence):
 
 
 @criterion("3.2-backup", scope="service")
-def test_backup_taken_now_restores_with_identical_row_counts(stack, tmp_path, evidence):
+def test_backup_taken_now_restores_with_identical_row_counts(stack, evidence):
     pg = stack.postgres
     if not {"pg_dump", "pg_restore"} <= set(stack.pg_tools):
         pytest.skip("pg_dump/pg_restore not found on this machine: install the PostgreSQL client")
     source_counts = pg.row_counts()
     assert sum(source_counts.values()) > 0, (
         f"database {pg.database} holds no rows: a backup of nothing proves nothing (tables: {len(source_counts)})")
-    dump = tmp_path / "backup.dump"
-    pg.dump(dump, stack.pg_tools["pg_dump"])
+    with tempfile.TemporaryDirectory(prefix="acceptance-backup-") as folder:
+        dump = Path(folder) / "backup.dump"
+        pg.dump(dump, stack.pg_tools["pg_dump"])
+        dump_size = dump.stat().st_size
+        _restore_and_compare(pg, dump, stack.pg_tools["pg_restore"], source_counts, dump_size, evidence)
+
+
+def _restore_and_compare(pg, dump, pg_restore, source_counts, dump_size, evidence):
     scratch = f"acceptance_restore_{uuid.uuid4().hex[:8]}"
     pg.create_scratch_database(scratch)
     try:
-        restored = pg.restore(dump, scratch, stack.pg_tools["pg_restore"])
+        restored = pg.restore(dump, scratch, pg_restore)
         assert restored.returncode == 0, f"pg_restore failed: {restored.stderr.strip()[-800:]}"
         restored_counts = pg.row_counts(scratch)
     finally:
         pg.drop_database(scratch)
-    evidence(f"pg_dump of {pg.database} ({dump.stat().st_size} bytes, {len(source_counts)} tables, "
+    evidence(f"pg_dump of {pg.database} ({dump_size} bytes, {len(source_counts)} tables, "
              f"{sum(source_counts.values())} rows) restored into {scratch}: "
              f"{sum(restored_counts.values())} rows")
     differing = {t: (n, restored_counts.get(t)) for t, n in source_counts.items() if restored_counts.get(t) != n}

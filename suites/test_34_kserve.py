@@ -63,10 +63,10 @@ def test_malformed_requests_get_errors_and_the_server_keeps_serving(stack, evide
     }
     answered = {}
     for label, kwargs in cases.items():
-        response = inf.post(path, **kwargs)
+        response = inf.post_alone(path, **kwargs)
         answered[label] = response.status_code
         assert 400 <= response.status_code < 600, f"{label}: answered HTTP {response.status_code}, not an error"
-    unknown = inf.post("/v2/models/acceptance-no-such-model/infer", json={"inputs": []}).status_code
+    unknown = inf.post_alone("/v2/models/acceptance-no-such-model/infer", json={"inputs": []}).status_code
     evidence(f"malformed requests -> {answered}; unknown model -> HTTP {unknown}")
     assert unknown in (400, 404), f"unknown model answered HTTP {unknown}"
     assert inf.live and inf.model_ready, "the server stopped serving after malformed requests"
