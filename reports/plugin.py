@@ -145,7 +145,10 @@ def _failure_text(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     text = crash.message if crash else str(report.longrepr)
     phase = "" if report.when == "call" else f"(in {report.when}) "
-    return phase + text.strip()[:3000]
+    text = text.strip()
+    if len(text) > 3000:  # the head says what failed, the end (a log's last lines) says why
+        text = f"{text[:1000]}\n[...]\n{text[-2000:]}"
+    return phase + text
 
 
 # pytest_runtest_logreport receives no config; the state is kept for the one run in progress.
