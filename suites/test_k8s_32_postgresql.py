@@ -1,0 +1,95 @@
+"""CLOUD-3.2 PostgreSQL: the Kubernetes criteria through the Kubernetes API."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from fixtures.kube.client import dig, quantity
+from suites.test_k8s_31_minio import target_container_port
+
+criterion = pytest.mark.criterion
+
+_CRON_FIELD = r"(\*|\d+|\d+-\d+|\*/\d+|\d+(,\d+)+)(/\d+)?"
+_CRON = re.compile(rf"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|{_CRON_FIELD}( +{_CRON_FIELD}){{4}})$")
+
+
+@criterion("3.2-pods", scope="k8s")
+def test_postgresql_statefulset_ready(stack, evidence):
+    v, k8s = stack.values, stack.k8s
+    ns = v.postgresql_namespace
+    sts = k8s.statefulset("postgresql", ns)
+    pod = k8s.pod("postgresql-0", ns)
+    evidence(f"{sts.summary()}; " + (pod.summary() if pod.exists else "pod postgresql-0 missing"))
+    assert sts.exists, f"StatefulSet {ns}/postgresql is missing"
+    assert sts.replicas >= 1 and sts.ready_replicas == sts.replicas, (
+        f"{sts.ready_replicas}/{sts.replicas} replicas ready")
+    assert pod.exists, "pod postgresql-0 is missing"
+    assert pod.phase == "Running" and pod.ready, f"postgresql-0 is {pod.phase}, ready={pod.ready}"
+
+
+@criterion("3.2-storage", scope="k8s")
+def test_postgresql_claim_template_bound(stack, evidence):
+    v, k8s = stack.values, stack.k8s
+    ns = v.postgresql_namespace
+    sts = k8s.statefulset("postgresql", ns)
+    templates = sts.volume_claim_templates
+    shown = [(t["metadata"]["name"], dig(t, "spec.storageClassName"), dig(t, "spec.resources.requests.storage"))
+             for t in templates]
+    evidence(f"volumeClaimTemplates (name, class, size): {shown}")
+    assert templates, f"StatefulSet {ns}/postgresql has no volumeClaimTemplate"
+    container = sts.template.container("postgresql") or sts.template.container()
+    mounts = {t["metadata"]["name"]: container.mount_path(t["metadata"]["name"]) for t in templates}
+    assert any(mounts.values()), f"no claim template is mounted in the postgresql container ({mounts})"
+    names = sts.pvc_names()
+    for name in names:
+        pvc = k8s.pvc(name, ns)
+        evidence(pvc.summary())
+        assert pvc.phase == "Bound", f"PVC {name} is {pvc.phase}, not Bound"
+        assert quantity(pvc.requested) == quantity(v.postgresql_storage_size), (
+            f"PVC {name} requests {pvc.requested}, postgresql_storage_size={v.postgresql_storage_size}")
+        assert quantity(pvc.capacity) >= quantity(v.postgresql_storage_size), f"capacity {pvc.capacity} too small"
+        assert pvc.storage_class == v.postgresql_storage_class, (
+            f"PVC {name} class {pvc.storage_class}, postgresql_storage_class={v.postgresql_storage_class}")
+
+
+@criterion("3.2-service", scope="k8s")
+def test_postgresql_service_with_ready_endpoints(stack, evidence):
+    v, k8s = stack.values, stack.k8s
+    ns = v.postgresql_namespace
+    svc = k8s.service("postgresql", ns)
+    pods = k8s.pods(ns, "app=postgresql")
+    evidence(f"Service {ns}/postgresql ports {svc.port_numbers}, ready endpoints {svc.ready_addresses}; "
+             f"pods {[(p.name, p.ip) for p in pods]}")
+    assert svc.exists, f"Service {ns}/postgresql is missing"
+    assert 5432 in svc.port_numbers, f"Service ports {svc.port_numbers} lack 5432"
+    assert target_container_port(svc, 5432, pods) == 5432, "Service port 5432 does not reach the server's 5432"
+    assert svc.has_ready_endpoints, "Service postgresql has no ready endpoints"
+    assert set(svc.ready_addresses) <= {p.ip for p in pods if p.ready}, "endpoints are not the postgresql pods"
+
+
+@criterion("3.2-backup", scope="k8s")
+def test_backup_cronjob_scheduled(stack, evidence):
+    v, k8s = stack.values, stack.k8s
+    ns = v.postgresql_namespace
+    cronjobs = k8s.cronjobs(ns)
+    dumping = []
+    for cj in cronjobs:
+        tmpl = cj.template
+        commands = [" ".join(c.command + c.args) for c in tmpl.containers + tmpl.init_containers]
+        if any("pg_dump" in c or "pg_dumpall" in c or "pg_basebackup" in c for c in commands):
+            dumping.append((cj, commands))
+    evidence(f"CronJobs in {ns}: " + (", ".join(f"{cj.name} schedule={cj.schedule!r} suspend={cj.suspend}"
+                                                for cj in cronjobs) or "none"))
+    assert dumping, f"no CronJob in {ns} runs pg_dump (or another PostgreSQL backup tool)"
+    cj, commands = dumping[0]
+    assert cj.schedule and _CRON.match(cj.schedule.strip()), f"CronJob {cj.name} schedule {cj.schedule!r} is not a cron schedule"
+    assert not cj.suspend, f"CronJob {cj.name} is suspended"
+    dump = next(c for c in commands if "pg_dump" in c or "pg_dumpall" in c or "pg_basebackup" in c)
+    evidence(f"{cj.name} runs: {dump}")
+    assert v.postgresql_database in dump or "pg_dumpall" in dump or "pg_basebackup" in dump, (
+        f"the backup does not name database {v.postgresql_database}")
+    literal = [(c.name, k) for c in cj.template.containers + cj.template.init_containers
+               for k, s in c.env_sources().items() if s[0] == "literal" and s[1] in v.secrets()]
+    assert not literal, f"the backup passes credentials as literal env values: {literal}"
