@@ -52,8 +52,8 @@ def line_chart(left: Series, right: Series | None = None, *, title: str = "", x_
     def py(y: float, ymax: float) -> float:
         return mt + ph - y / ymax * ph
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" role="img">',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" role="img">'),
            f"<title>{escape(title)}</title>",
            f'<text x="{ml}" y="14" font-size="13" font-weight="bold">{escape(title)}</text>',
            f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']

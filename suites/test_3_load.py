@@ -27,7 +27,7 @@ def test_inference_endpoint_under_locust_load_stays_within_limits(stack, values,
                                   duration_s=values.load_duration_s, shape=values.load_shape,
                                   processes=values.load_processes)
     except harness.LoadError as exc:
-        pytest.fail(f"the load could not run: {exc}", pytrace=False)
+        pytest.fail(str(exc), pytrace=False)  # one line: Locust missing, did not start or did not stop
     evidence(f"POST {path} with {len(model.input)} rows: {result.summary()}")
     request.node.user_properties.append(("figure", charts.load_chart(result)))
     ok, reasons = harness.within_limits(result, values.load_max_error_rate, values.load_max_p95_ms)
