@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from fixtures.kube.gpu import LIST_COMMAND, visible_gpus
+
 from fixtures.kube.client import WaitTimeout, dig, quantity, tolerates
 
 criterion = pytest.mark.criterion
@@ -441,9 +443,8 @@ def test_gpu_devices_visible_in_the_predictor(stack, evidence):
     core = client.CoreV1Api(k8s.api)
     for pod in pods:
         out = stream(core.connect_get_namespaced_pod_exec, pod.name, pod.namespace, container="kserve-container",
-                     command=["sh", "-c", "nvidia-smi -L 2>/dev/null || ls /dev/ | grep -E '^nvidia[0-9]+$'"],
-                     stderr=True, stdin=False, stdout=True, tty=False)
-        devices = [ln for ln in out.splitlines() if ln.strip().startswith(("GPU ", "nvidia"))]
+                     command=["sh", "-c", LIST_COMMAND], stderr=True, stdin=False, stdout=True, tty=False)
+        devices = visible_gpus(out)
         evidence(f"{pod.name}: {devices}")
         assert len(devices) == v.inference_gpu_count, f"{pod.name} sees {len(devices)} GPUs, asked {v.inference_gpu_count}"
 
