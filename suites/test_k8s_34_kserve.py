@@ -16,7 +16,8 @@ import pytest
 
 from fixtures.kube.gpu import LIST_COMMAND, visible_gpus
 
-from fixtures.kube.client import WaitTimeout, dig, quantity, tolerates
+from fixtures.kube.client import WaitTimeout, dig, quantity
+from fixtures.kube.selectors import tolerates
 
 criterion = pytest.mark.criterion
 
