@@ -119,6 +119,7 @@ def record_log(config: pytest.Config, nodeid: str, name: str, source: Path) -> s
     return relative
 
 
+@pytest.hookimpl(tryfirst=True)  # before junitxml writes the properties
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     state = _STATE_BY_RUN.get("state")
     if state is None or report.nodeid not in state.criteria:
@@ -131,6 +132,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             result.logs.append(v)
         if k == "figure" and v not in result.figures:
             result.figures.append(v)
+    # Charts belong to the HTML sign-off; junit.xml would carry each SVG as a property.
+    report.user_properties = [(k, v) for k, v in report.user_properties if k != "figure"]
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         if result.outcome != "failed":
