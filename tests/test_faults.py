@@ -23,3 +23,13 @@ def test_a_fault_fails_exactly_its_criteria(fault, suite_run, run_tmpdir):
     assert not unexpected, f"fault {fault}: {sorted(unexpected)} not passed"
     assert done.returncode == 1, f"a failed criterion must fail the run (exit {done.returncode})"
     assert_nothing_left(run_tmpdir)
+
+
+
+def test_a_version_the_running_stack_does_not_match_fails_its_criterion(suite_run, run_tmpdir):
+    """The machine's PostgreSQL is 15; values that name 16 fail 3.2-version, and only it."""
+    done, signoff = suite_run("--set", "postgresql_version=16.4", "--set", "load_duration_s=3")
+    assert signoff is not None, done.stdout[-3000:]
+    failed = {cid for cid, s in statuses(signoff).items() if s == "failed"}
+    assert failed == {"3.2-version"}, failed
+    assert_nothing_left(run_tmpdir)
