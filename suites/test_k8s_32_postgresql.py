@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from fixtures.kube.client import dig, quantity
-from suites.test_k8s_31_minio import target_container_port
+from fixtures.kube.client import dig
+from suites.k8s_helpers import check_claim, target_container_port
 
 criterion = pytest.mark.criterion
 
@@ -44,14 +44,7 @@ def test_postgresql_claim_template_bound(stack, evidence):
     assert any(mounts.values()), f"no claim template is mounted in the postgresql container ({mounts})"
     names = sts.pvc_names()
     for name in names:
-        pvc = k8s.pvc(name, ns)
-        evidence(pvc.summary())
-        assert pvc.phase == "Bound", f"PVC {name} is {pvc.phase}, not Bound"
-        assert quantity(pvc.requested) == quantity(v.postgresql_storage_size), (
-            f"PVC {name} requests {pvc.requested}, postgresql_storage_size={v.postgresql_storage_size}")
-        assert quantity(pvc.capacity) >= quantity(v.postgresql_storage_size), f"capacity {pvc.capacity} too small"
-        assert pvc.storage_class == v.postgresql_storage_class, (
-            f"PVC {name} class {pvc.storage_class}, postgresql_storage_class={v.postgresql_storage_class}")
+        check_claim(k8s.pvc(name, ns), v.postgresql_storage_size, v.postgresql_storage_class, "postgresql", evidence)
 
 
 @criterion("3.2-service", scope="k8s")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from suites.test_k8s_31_minio import check_ingress, target_container_port
+from suites.k8s_helpers import check_ingress, target_container_port
 
 criterion = pytest.mark.criterion
 

@@ -1,0 +1,58 @@
+"""Checks several Kubernetes suites share: Service ports, Ingress routes, volume claims."""
+
+from __future__ import annotations
+
+from fixtures.kube.client import quantity
+
+
+def resolve_service_port(service, port) -> int | None:
+    """An Ingress backend port (number or the Service port's name) as the Service port number."""
+    if isinstance(port, int):
+        return port if service.port(port) else None
+    found = service.port(port)
+    return found.get("port") if found else None
+
+
+def target_container_port(service, number: int, pods) -> int | None:
+    """Which container port a Service port reaches (targetPort by number or by name)."""
+    port = service.port(number)
+    if not port:
+        return None
+    target = port.get("targetPort", number)
+    if isinstance(target, int) or str(target).isdigit():
+        return int(target)
+    for pod in pods:
+        for c in pod.containers:
+            n = c.port_number(target)
+            if n:
+                return n
+    return None
+
+
+def check_ingress(k8s, namespace: str, enabled: bool, host: str, service_name: str, want_port: int, evidence):
+    ingresses = k8s.ingresses(namespace)
+    svc = k8s.service(service_name, namespace)
+    matching = [i for i in ingresses if host in i.hosts]
+    evidence(f"Ingresses in {namespace}: " + (", ".join(f"{i.name} {i.routes}" for i in ingresses) or "none"))
+    if not enabled:
+        assert not matching, f"ingress disabled, but {[i.name for i in matching]} serve {host}"
+        return
+    assert matching, f"no Ingress in {namespace} serves host {host}"
+    routes = [(h, p, s, pt) for i in matching for h, p, s, pt in i.routes if h == host]
+    resolved = [(s, resolve_service_port(svc, pt)) for _h, _p, s, pt in routes if s == service_name]
+    evidence(f"host {host} routes to {routes}; Service {service_name} ports {svc.port_numbers}; "
+             f"class {matching[0].ingress_class or '(cluster default)'}")
+    assert svc.exists, f"Service {namespace}/{service_name} is missing"
+    assert any(port == want_port for _s, port in resolved), (
+        f"no route of {host} reaches Service {service_name} port {want_port} (routes: {routes})")
+
+
+def check_claim(pvc, size: str, storage_class: str, component: str, evidence) -> None:
+    """A claim is Bound, requests `size` (and got at least that) of `storage_class`."""
+    evidence(pvc.summary())
+    assert pvc.phase == "Bound", f"PVC {pvc.name} is {pvc.phase}, not Bound"
+    assert quantity(pvc.requested) == quantity(size), (
+        f"PVC {pvc.name} requests {pvc.requested}, {component}_storage_size={size}")
+    assert quantity(pvc.capacity) >= quantity(size), f"PVC {pvc.name}: bound capacity {pvc.capacity} is too small"
+    assert pvc.storage_class == storage_class, (
+        f"PVC {pvc.name} class {pvc.storage_class}, {component}_storage_class={storage_class}")
