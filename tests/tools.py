@@ -12,15 +12,13 @@ raises ToolBuildError (a failure, not a skip).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from fixtures.kube.toolchain import cache_root
+from fixtures.kube.toolchain import cache_root, locked, usable
 
 # The newest release on the module proxy when this was written (`go list -m -versions
 # github.com/rhysd/actionlint`); ACTIONLINT_VERSION overrides it.
@@ -51,33 +49,18 @@ def program_path(name: str, version: str) -> Path:
     return cache_root() / "bin" / f"{name}-{version}" / name
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _ready(exe: Path) -> bool:
-    return exe.is_file() and os.access(exe, os.X_OK)
-
-
 def go_program(name: str, package: str, version: str) -> Path:
     """`name` (the last element of `package`) at `version`: reused when cached, else built."""
     exe = program_path(name, version)
-    if _ready(exe):
+    if usable(exe):
         return exe
     go = shutil.which("go")
     if not go:
         raise ToolUnavailable(f"{name} {version} is not cached at {exe} and `go` is not on PATH to build it "
                               f"(`go install {package}@{version}` once, or install Go)")
     bin_root = exe.parent.parent
-    with _locked(cache_root() / "locks" / f"{name}-{version}.lock"):
-        if _ready(exe):  # another process built it while we waited
+    with locked(cache_root() / "locks" / f"{name}-{version}.lock"):
+        if usable(exe):  # another process built it while we waited
             return exe
         bin_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".build-{name}-", dir=bin_root) as tmp:
@@ -89,7 +72,7 @@ def go_program(name: str, package: str, version: str) -> Path:
                                       capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
             except subprocess.TimeoutExpired:
                 raise ToolBuildError(f"go install {package}@{version}: no result after {BUILD_TIMEOUT_S} s") from None
-            if done.returncode or not _ready(out / name):
+            if done.returncode or not usable(out / name):
                 raise ToolBuildError(f"go install {package}@{version} failed (exit {done.returncode}):\n"
                                      f"{(done.stderr or done.stdout).strip()[-2000:]}")
             if exe.parent.exists():  # a leftover without the binary (e.g. removed by hand)
