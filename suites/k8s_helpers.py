@@ -56,3 +56,19 @@ def check_claim(pvc, size: str, storage_class: str, component: str, evidence) ->
     assert quantity(pvc.capacity) >= quantity(size), f"PVC {pvc.name}: bound capacity {pvc.capacity} is too small"
     assert pvc.storage_class == storage_class, (
         f"PVC {pvc.name} class {pvc.storage_class}, {component}_storage_class={storage_class}")
+
+
+def check_service(svc, port: int, pods, component: str, evidence) -> None:
+    """A Service exists, exposes `port`, reaches the server's `port`, and its ready endpoints are
+    exactly ready pods of the component (a selector matching nothing or the wrong pods fails)."""
+    evidence(f"Service {svc.namespace}/{svc.name} ports "
+             f"{[(p.get('name'), p.get('port'), p.get('targetPort')) for p in svc.ports]}; ready endpoints "
+             f"{svc.ready_addresses}; {component} pods {[(p.name, p.ip, p.ready) for p in pods]}")
+    assert svc.exists, f"Service {svc.namespace}/{svc.name} is missing"
+    assert port in svc.port_numbers, f"Service ports {svc.port_numbers} lack {component}'s port {port}"
+    assert target_container_port(svc, port, pods) == port, f"Service port {port} does not reach {component}'s port {port}"
+    assert svc.has_ready_endpoints, (
+        f"Service {svc.name} has no ready endpoints (its selector matches no ready pod)")
+    pod_ips = {p.ip for p in pods if p.ready}
+    assert set(svc.ready_addresses) <= pod_ips, (
+        f"endpoints {svc.ready_addresses} are not the ready {component} pods {sorted(pod_ips)}")

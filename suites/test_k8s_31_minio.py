@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from suites.k8s_helpers import check_claim, check_ingress, target_container_port
+from suites.k8s_helpers import check_claim, check_ingress, check_service
 
 criterion = pytest.mark.criterion
 
@@ -63,17 +63,9 @@ def test_minio_service_ports_and_ready_endpoints(stack, evidence):
     ns = v.minio_namespace
     svc = k8s.service("minio", ns)
     pods = k8s.pods(ns, "app=minio")
-    evidence(f"Service {ns}/minio ports {[(p.get('name'), p.get('port'), p.get('targetPort')) for p in svc.ports]}; "
-             f"ready endpoints {svc.ready_addresses}; minio pod IPs {[p.ip for p in pods]}")
-    assert svc.exists, f"Service {ns}/minio is missing"
-    assert 9000 in svc.port_numbers, f"Service ports {svc.port_numbers} lack the S3 API port 9000"
-    assert target_container_port(svc, 9000, pods) == 9000, "Service port 9000 does not reach MinIO's port 9000"
+    check_service(svc, 9000, pods, "minio", evidence)  # 9000: the S3 API
     console = svc.port("console") or next((p for p in svc.ports if p.get("port") != 9000), None)
     assert console, "Service exposes no console port"
-    assert svc.has_ready_endpoints, "Service minio has no ready endpoints (its selector matches no ready pod)"
-    pod_ips = {p.ip for p in pods if p.ready}
-    assert set(svc.ready_addresses) <= pod_ips, (
-        f"endpoints {svc.ready_addresses} are not the ready minio pods {sorted(pod_ips)}")
 
 
 @criterion("3.1-ingress", scope="k8s")

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from fixtures.kube.client import dig
-from suites.k8s_helpers import check_claim, target_container_port
+from suites.k8s_helpers import check_claim, check_service
 
 criterion = pytest.mark.criterion
 
@@ -53,13 +53,7 @@ def test_postgresql_service_with_ready_endpoints(stack, evidence):
     ns = v.postgresql_namespace
     svc = k8s.service("postgresql", ns)
     pods = k8s.pods(ns, "app=postgresql")
-    evidence(f"Service {ns}/postgresql ports {svc.port_numbers}, ready endpoints {svc.ready_addresses}; "
-             f"pods {[(p.name, p.ip) for p in pods]}")
-    assert svc.exists, f"Service {ns}/postgresql is missing"
-    assert 5432 in svc.port_numbers, f"Service ports {svc.port_numbers} lack 5432"
-    assert target_container_port(svc, 5432, pods) == 5432, "Service port 5432 does not reach the server's 5432"
-    assert svc.has_ready_endpoints, "Service postgresql has no ready endpoints"
-    assert set(svc.ready_addresses) <= {p.ip for p in pods if p.ready}, "endpoints are not the postgresql pods"
+    check_service(svc, 5432, pods, "postgresql", evidence)
 
 
 @criterion("3.2-backup", scope="k8s")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from suites.k8s_helpers import check_ingress, target_container_port
+from suites.k8s_helpers import check_ingress, check_service
 
 criterion = pytest.mark.criterion
 
@@ -98,16 +98,9 @@ def test_mlflow_service_with_ready_endpoints(stack, evidence):
     ns = v.mlflow_namespace
     svc = k8s.service("mlflow", ns)
     pods = k8s.deployment("mlflow", ns).pods()
-    evidence(f"Service {ns}/mlflow ports {svc.port_numbers}, ready endpoints {svc.ready_addresses}; "
-             f"mlflow pods {[(p.name, p.ip, p.ready) for p in pods]}")
-    assert svc.exists, f"Service {ns}/mlflow is missing"
-    assert v.mlflow_port in svc.port_numbers, f"Service ports {svc.port_numbers} lack mlflow_port {v.mlflow_port}"
-    assert target_container_port(svc, v.mlflow_port, pods) == v.mlflow_port, (
-        f"Service port {v.mlflow_port} does not reach the server's port")
-    assert svc.has_ready_endpoints, "Service mlflow has no ready endpoints"
+    check_service(svc, v.mlflow_port, pods, "mlflow", evidence)
     assert len(svc.ready_addresses) == v.mlflow_replicas, (
         f"{len(svc.ready_addresses)} ready endpoints, mlflow_replicas={v.mlflow_replicas}")
-    assert set(svc.ready_addresses) <= {p.ip for p in pods if p.ready}, "endpoints are not the mlflow pods"
 
 
 @criterion("3.3-ingress", scope="k8s")
