@@ -28,8 +28,9 @@ from fixtures.config import load_values  # noqa: E402
 from fixtures.kube.client import Kube  # noqa: E402
 from fixtures.kube.cluster import KwokCluster  # noqa: E402
 from fixtures.kube.manifests import apply_order, render_manifests  # noqa: E402
-from fixtures.kube.provider import (GPU_DEVICES_KWOK, KWOK_NO_CONTROLLER, KWOK_NO_POD, KWOK_SIMULATED,  # noqa: E402
-                                    Deployer, kserve_crds)
+from fixtures.kube.deploy import Deployer  # noqa: E402
+from fixtures.kube.providers.kwok import KwokProvider  # noqa: E402
+from fixtures.kube.simulation import kserve_crds  # noqa: E402
 import suites.test_k8s_34_kserve as m34  # noqa: E402
 
 
@@ -61,10 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     total_start = time.monotonic() - started
     print(f"control plane: kwokctl create {cluster.timings['kwokctl-create']:.2f} s, ready (readyz + default "
           f"ServiceAccount) {cluster.timings['control-plane-ready']:.2f} s, KwokCluster.create {total_start:.2f} s")
-    kube = Kube(cluster.api_client(), name=cluster.name, simulated=KWOK_SIMULATED, cluster=cluster,
-                limitations={"kserve-controller": KWOK_NO_CONTROLLER, "knative": KWOK_NO_CONTROLLER,
-                             "cert-manager": KWOK_NO_CONTROLLER, "containers": KWOK_NO_POD,
-                             "gpu-devices": GPU_DEVICES_KWOK})
+    kube = Kube(cluster.api_client(), name=cluster.name, simulated=KwokProvider.simulated, cluster=cluster,
+                limitations=KwokProvider.limitations)
     try:
         cluster.add_nodes(2)
         crds, _ = kserve_crds(values.kserve_version)

@@ -267,7 +267,9 @@ def cluster():
 def kube(cluster):
     from fixtures.config import load_values
     from fixtures.kube.client import Kube
-    from fixtures.kube.provider import KWOK_NO_CONTROLLER, KWOK_NO_POD, KWOK_SIMULATED, Deployer, kserve_crds
+    from fixtures.kube.deploy import Deployer
+    from fixtures.kube.providers.kwok import KWOK_NO_CONTROLLER, KWOK_NO_POD, KWOK_SIMULATED
+    from fixtures.kube.simulation import kserve_crds
 
     k = Kube(cluster.api_client(), name=cluster.name, simulated=KWOK_SIMULATED, cluster=cluster,
              limitations={"kserve-controller": KWOK_NO_CONTROLLER, "knative": KWOK_NO_CONTROLLER,
@@ -303,7 +305,8 @@ def stacks(kube, cluster, endpoint):
     from fixtures.capabilities.inference import Inference
     from fixtures.config import load_values
     from fixtures.kube.manifests import apply_order, render_manifests
-    from fixtures.kube.provider import Deployer, simulated_predictor
+    from fixtures.kube.deploy import Deployer
+    from fixtures.kube.simulation import simulated_predictor
 
     made = {}
     deployer = Deployer(kube)

@@ -58,13 +58,12 @@ def cluster():
 @pytest.fixture(scope="module")
 def kube(cluster):
     from fixtures.kube.client import Kube
-    from fixtures.kube.provider import (GPU_DEVICES_KWOK, KWOK_NO_CONTROLLER, KWOK_NO_POD, KWOK_SIMULATED,
-                                        Deployer, kserve_crds)
+    from fixtures.kube.deploy import Deployer
+    from fixtures.kube.providers.kwok import KwokProvider
+    from fixtures.kube.simulation import kserve_crds
 
-    k = Kube(cluster.api_client(), name=cluster.name, simulated=KWOK_SIMULATED, cluster=cluster,
-             limitations={"kserve-controller": KWOK_NO_CONTROLLER, "knative": KWOK_NO_CONTROLLER,
-                          "cert-manager": KWOK_NO_CONTROLLER, "containers": KWOK_NO_POD,
-                          "gpu-devices": GPU_DEVICES_KWOK})
+    k = Kube(cluster.api_client(), name=cluster.name, simulated=KwokProvider.simulated, cluster=cluster,
+             limitations=KwokProvider.limitations)
     crds, _ = kserve_crds(load_values().kserve_version)
     Deployer(k).apply(crds)
     yield k
@@ -80,7 +79,8 @@ def deploy(kube, cluster, mutate=None, wait: float = 20, storage: bool = True, *
     """Render the suite's manifests into fresh namespaces (+ `sets`), let `mutate(objects)` break
     them, apply (static PVs as the kwok provider makes them), wait; returns a stack-like object."""
     from fixtures.kube.manifests import apply_order, render_manifests
-    from fixtures.kube.provider import Deployer, with_static_storage
+    from fixtures.kube.deploy import Deployer
+    from fixtures.kube.simulation import with_static_storage
 
     ns = f"t-{secrets.token_hex(3)}"
     assignments = [f"{k}={ns}" for k in ("minio_namespace", "postgresql_namespace", "mlflow_namespace",
@@ -393,13 +393,13 @@ def test_cluster_target_removes_exactly_what_it_applied(kube, cluster):
     """--target cluster on an existing cluster: apply in order, wait (claims stay Pending: no provisioner,
     said in the notes), then delete what was applied; a namespace that existed before is left."""
     from fixtures.kube.options import KubeOptions
-    from fixtures.kube.provider import KubeProvider
+    from fixtures.kube.providers.cluster import ClusterProvider
 
     ns = f"ct-{secrets.token_hex(3)}"
     values = load_values(sets=[f"{k}={ns}" for k in ("minio_namespace", "postgresql_namespace", "mlflow_namespace",
                                                      "inference_service_namespace")])
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    provider = KubeProvider("cluster", values, options=KubeOptions.defaults(kubeconfig=cluster.kubeconfig, timeout=3))
+    provider = ClusterProvider(values, options=KubeOptions.defaults(kubeconfig=cluster.kubeconfig, timeout=3))
     try:
         provider.provision()
         applied = {(k[1], k[2]) for k in (a.key for a in provider.deployer.result.applied)}
@@ -426,7 +426,8 @@ def test_install_plan_runner_applies_patches_and_waits(kube, tmp_path):
     import yaml
 
     from fixtures.config import load_values
-    from fixtures.kube.provider import Deployer, PlanRunner, install_plan
+    from fixtures.kube.deploy import Deployer
+    from fixtures.kube.install import PlanRunner, install_plan
 
     real = install_plan(load_values())
     assert [s["name"] for s in real["steps"]][0] == "cert-manager"
