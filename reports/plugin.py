@@ -45,15 +45,17 @@ def environment(config: pytest.Config) -> RunEnvironment:
 class _State:
     report_dir: Path
     started: float
-    criteria: dict[str, str] = field(default_factory=dict)  # nodeid -> criterion id
+    criteria: dict[str, str] = field(default_factory=dict)  # nodeid -> criterion id, deselected included
     results: dict[str, signoff.CheckResult] = field(default_factory=dict)
-    deselected: set = field(default_factory=set)
+    html_report: object = None  # pytest-html's report object: its title carries the verdict
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("acceptance").addoption(
-        "--report-dir", default=None, metavar="DIR",
-        help="where acceptance.html, junit.xml and signoff.json go (default: reports/out)")
+    group = parser.getgroup("acceptance")
+    group.addoption("--report-dir", default=None, metavar="DIR",
+                    help="where acceptance.html, junit.xml and signoff.json go (default: reports/out)")
+    group.addoption("--require-accepted", action="store_true",
+                    help="exit non-zero unless the verdict is ACCEPTED (a CI gate; pytest's own exit code otherwise)")
 
 
 def _is_acceptance_run(config: pytest.Config) -> bool:
@@ -97,11 +99,12 @@ def pytest_collection_modifyitems(session, config, items) -> None:
 
 
 def pytest_deselected(items) -> None:
+    """Deselected checks stay collected: their criteria read `not-run`, never "no check exists"."""
     for item in items:
         state = _state(item.config)
         marker = item.get_closest_marker("criterion")
         if state is not None and marker:
-            state.deselected.add(marker.args[0])
+            state.criteria[item.nodeid] = marker.args[0]
 
 
 def record_log(config: pytest.Config, nodeid: str, name: str, source: Path) -> str | None:
@@ -132,6 +135,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             result.logs.append(v)
         if k == "figure" and v not in result.figures:
             result.figures.append(v)
+        if k == "proof_note" and v not in result.proof_notes:
+            result.proof_notes.append(v)
+        if k == "out_of_scope":
+            result.out_of_scope = True
+        if k == "blocked_by":
+            result.blocked_by = v
+    proofs = [v for k, v in report.user_properties if k == "proof"]
+    if proofs and report.when == "call":
+        result.proof = signoff.weakest(proofs)
     # Charts belong to the HTML sign-off; junit.xml would carry each SVG as a property.
     report.user_properties = [(k, v) for k, v in report.user_properties if k != "figure"]
     if report.skipped:
@@ -142,6 +154,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     elif report.failed:
         result.outcome = "failed"
         result.message = _failure_text(report)
+        result.blocked_by = result.blocked_by or signoff.blocked_by(result.message)
 
 
 def _failure_text(report: pytest.TestReport) -> str:
@@ -158,7 +171,7 @@ def _failure_text(report: pytest.TestReport) -> str:
 _STATE_BY_RUN: dict[str, _State] = {}
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)  # before pytest-html asks for its title
 def pytest_sessionstart(session: pytest.Session) -> None:
     state = _state(session.config)
     if state is not None:
@@ -175,11 +188,35 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for result in state.results.values():
         result.evidence = [redact.text(e) for e in result.evidence]
         result.message = redact.text(result.message)
-    rows = signoff.build(list(state.results.values()), state.deselected, env.unavailable)
+    rows = signoff.build(list(state.results.values()), state.criteria, env.unavailable)
     duration = time.monotonic() - state.started
     signoff.write_json(state.report_dir / "signoff.json", rows, env.target, env.versions, env.values, duration,
                        env.notes)
     session.config.stash[_ROWS] = (rows, duration)
+    verdict = signoff.verdict(rows)
+    _junit_properties(session.config, rows, verdict)
+    if state.html_report is not None:
+        state.html_report.title = f"MLOps stack acceptance: {verdict.verdict} ({env.target} target)"
+    # pytest's exit code stays; the gate turns anything but ACCEPTED into a failure.
+    if session.config.getoption("require_accepted") and verdict.verdict != "ACCEPTED" and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _junit_properties(config: pytest.Config, rows, verdict) -> None:
+    """The verdict, its counts and each row's status and proof as properties of the JUnit test suite."""
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    xml.add_global_property("verdict", verdict.verdict)
+    for status, n in verdict.counts.items():
+        xml.add_global_property(f"count.{status}", n)
+    if verdict.root_failures:
+        xml.add_global_property("root_failures", ",".join(verdict.root_failures))
+    for row in rows:
+        blocked = f" blocked by {','.join(row.blocked_by)}" if row.blocked_by else ""
+        xml.add_global_property(f"criterion.{row.id}", f"{row.status} ({row.proof or 'no proof'}){blocked}")
 
 
 _ROWS = pytest.StashKey[tuple]()
@@ -195,6 +232,9 @@ def pytest_html_results_summary(prefix, summary, postfix, session) -> None:
 
 def pytest_html_report_title(report) -> None:
     report.title = "MLOps stack acceptance"
+    state = _STATE_BY_RUN.get("state")
+    if state is not None:
+        state.html_report = report
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -204,7 +244,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     tr = terminalreporter
     tr.write_sep("=", f"sign-off ({environment(config).target} target, {duration:.1f} s)")
     for row in rows:
-        tr.write_line(f"{row.status:<12} {row.id:<24} {row.evidence.splitlines()[0][:110] if row.evidence else ''}")
+        tr.write_line(f"{row.status:<12} {row.proof or '':<10} {row.id:<22} "
+                      f"{row.evidence.splitlines()[0][:100] if row.evidence else ''}")
+    verdict = signoff.verdict(rows)
+    tr.write_line(f"VERDICT {verdict.line()}", bold=True,
+                  **{"green" if verdict.verdict == "ACCEPTED" else "red": True})
     tr.write_line(f"reports: {_state(config).report_dir}/{{acceptance.html,signoff.json,junit.xml}}")
 
 
@@ -214,8 +258,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _STATE_BY_RUN.pop("state", None)
     if state is None:
         return
+    _banner_first(config, state)
     # A last pass over every written file: captured output may hold what a check printed.
     redact = Redactor(environment(config).secrets)
     for path in state.report_dir.rglob("*"):
         if path.is_file():
             redact.file(path)
+
+
+def _banner_first(config: pytest.Config, state: _State) -> None:
+    """The verdict banner goes right after <body>, above pytest-html's own header."""
+    rows = config.stash.get(_ROWS, (None, 0.0))[0]
+    page = Path(config.option.htmlpath or "")
+    if rows is None or not page.is_file():
+        return
+    text = page.read_text()
+    if 'id="verdict"' in text:
+        return
+    page.write_text(text.replace("<body>", "<body>" + signoff.html_banner(rows, environment(config).target), 1))

@@ -1,20 +1,32 @@
-"""The sign-off table: one status per criterion of the catalog, from the checks that ran.
+"""The sign-off: one status per criterion of the catalog, and one verdict for the stack.
 
-A criterion's status:
-  failed       any of its checks failed or errored
-  passed       at least one check passed and none failed (skipped parts are named in the evidence)
-  skipped      every check was skipped (the reasons are the evidence)
-  not-covered  no check exists for it, or none was selected in this run
+Each check result carries its outcome and its proof (how it knew: `live`, `simulated`,
+`declared`). A criterion's status, as reports/criteria.md defines it:
+  failed       a check failed or errored (`blocked_by` set when it could not be judged because
+               another criterion's precondition failed: a consequence, not a root failure)
+  not-run      some of its checks were collected but did not run (deselected, -x, interrupted)
+  passed       every check this target can run ran, on live proof, and passed
+  partial      nothing failed, but a check was skipped for a reason other than the target's scope,
+               or proved only a simulation or the declared configuration
+  skipped      every check was skipped because the target cannot reach its scope
+  not-covered  no check exists for it
+The verdict: ACCEPTED when every criterion in the target's scope passed, REJECTED when any
+failed, INCOMPLETE otherwise.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from reports import catalog
+
+PROOFS = ("live", "simulated", "declared")  # strongest first
+STATUSES = ("passed", "partial", "failed", "skipped", "not-run", "not-covered")
+BLOCKED = re.compile(r"\bblocked by (?P<id>3[.\d]*-[a-z-]+)")
 
 
 @dataclass
@@ -26,6 +38,14 @@ class CheckResult:
     message: str = ""  # the failure or skip reason
     logs: list[str] = field(default_factory=list)  # report-relative paths
     figures: list[str] = field(default_factory=list)  # inline SVG (reports/charts.py), HTML report only
+    proof: str = "live"  # the weakest proof the check recorded
+    proof_notes: list[str] = field(default_factory=list)  # for a non-live proof: what is missing, who proves it
+    out_of_scope: bool = False  # skipped because the target cannot reach the criterion's scope
+    blocked_by: str | None = None  # failed because another criterion's precondition failed
+
+    @property
+    def name(self) -> str:
+        return self.nodeid.split("::")[-1]
 
 
 @dataclass
@@ -37,71 +57,153 @@ class CriterionStatus:
     evidence: str
     checks: list[str]
     logs: list[str]
+    proof: str | None = None  # the weakest proof of the checks that passed; None when none ran
+    blocked_by: list[str] = field(default_factory=list)  # set when every failure of the row is a consequence
+    section: str = ""
     figures: list[str] = field(default_factory=list)  # inline SVG, kept out of signoff.json
 
 
-def _status(results: list[CheckResult]) -> str:
-    outcomes = {r.outcome for r in results}
+def weakest(proofs) -> str | None:
+    found = [p for p in proofs if p in PROOFS]
+    return max(found, key=PROOFS.index) if found else None
+
+
+def blocked_by(message: str) -> str | None:
+    """The criterion a failure message says it was blocked by (`blocked by 3.2-database: ...`)."""
+    match = BLOCKED.search(message or "")
+    return match["id"] if match else None
+
+
+def _judge(results: list[CheckResult], unrun: list[str]) -> str:
+    if any(r.outcome == "failed" for r in results):
+        return "failed"
+    if unrun:
+        return "not-run"
     if not results:
         return "not-covered"
-    if "failed" in outcomes:
-        return "failed"
-    if "passed" in outcomes:
-        return "passed"
-    return "skipped"
+    if all(r.outcome == "skipped" and r.out_of_scope for r in results):
+        return "skipped"
+    gaps = [r for r in results if r.outcome == "skipped" and not r.out_of_scope]
+    weak = [r for r in results if r.outcome == "passed" and r.proof != "live"]
+    return "partial" if gaps or weak else "passed"
 
 
-def _evidence(results: list[CheckResult], status: str) -> str:
-    if status == "not-covered":
-        return "no check exists for this criterion yet"
+def _evidence(results: list[CheckResult], unrun: list[str], status: str) -> str:
     parts: list[str] = []
+    if status == "not-run":
+        ran = [r.name for r in results]
+        parts.append(f"not run: {', '.join(n.split('::')[-1] for n in unrun)} collected but did not run "
+                     "(deselected, stopped by -x or interrupted)" + (f"; ran: {', '.join(ran)}" if ran else ""))
+    if status == "partial":
+        for r in results:
+            if r.outcome == "skipped" and not r.out_of_scope:
+                parts.append(f"partial: {r.name} skipped: {r.message}")
+            elif r.outcome == "passed" and r.proof != "live":
+                why = "; ".join(r.proof_notes) or "no live observation"
+                parts.append(f"partial: {r.name} proved it on {r.proof} proof only: {why}")
     for r in results:
-        name = r.nodeid.split("::")[-1]
         if r.outcome == "skipped":
-            parts.append(f"{name}: skipped: {r.message}")
+            if status != "partial" or r.out_of_scope:
+                parts.append(f"{r.name}: skipped: {r.message}")
             continue
         parts.extend(r.evidence)
         if r.outcome == "failed":
-            parts.append(f"{name} FAILED: {r.message}")
-    # Repeated skip reasons (many checks, one target limitation) are said once.
+            parts.append(f"{r.name} FAILED: {r.message}")
+    # Repeated lines (many checks, one target limitation) are said once.
     return "\n".join(dict.fromkeys(parts))
 
 
-def build(results: list[CheckResult], deselected: set[str] = frozenset(),
+def build(results: list[CheckResult], collected: dict[str, str] | None = None,
           unavailable: dict[str, str] | None = None) -> list[CriterionStatus]:
-    """`unavailable`: scope -> why the target cannot check it; a criterion with no check
-    whose every scope is unavailable is skipped for that reason (no check could run here)."""
-    unavailable = unavailable or {}
+    """`collected`: nodeid -> criterion of every check collected (deselected ones included): one
+    without a result did not run. `unavailable`: scope -> why the target cannot check it; a
+    criterion with no check whose every scope is unavailable is skipped for that reason."""
+    unavailable, collected = unavailable or {}, collected or {}
+    done = {r.nodeid for r in results}
     rows = []
     for c in catalog.load():
         mine = [r for r in results if r.criterion == c.id]
-        status = _status(mine)
-        evidence = _evidence(mine, status)
-        if status == "not-covered" and all(s in unavailable for s in c.scopes):
+        unrun = sorted(n for n, cid in collected.items() if cid == c.id and n not in done)
+        status = _judge(mine, unrun)
+        evidence = _evidence(mine, unrun, status)
+        if status in ("not-covered", "not-run") and all(s in unavailable for s in c.scopes):
+            # Unrun or absent, this target could not have checked it anyway.
             status, evidence = "skipped", "; ".join(dict.fromkeys(unavailable[s] for s in c.scopes))
-        elif status == "not-covered" and c.id in deselected:
-            evidence = "its checks were not selected in this run"
+        elif status == "not-covered":
+            evidence = "no check exists for this criterion yet"
+        failures = [r for r in mine if r.outcome == "failed"]
+        blockers = [r.blocked_by or blocked_by(r.message) for r in failures]
         rows.append(CriterionStatus(
             id=c.id, scope=", ".join(c.scopes), criterion=c.text, status=status, evidence=evidence,
-            checks=[r.nodeid for r in mine], logs=sorted({log for r in mine for log in r.logs}),
-            figures=[f for r in mine for f in r.figures],
+            checks=[r.nodeid for r in mine] + unrun, logs=sorted({log for r in mine for log in r.logs}),
+            proof=weakest(r.proof for r in mine if r.outcome == "passed"),
+            blocked_by=sorted(set(blockers)) if failures and all(blockers) else [],
+            section=c.section, figures=[f for r in mine for f in r.figures],
         ))
     return rows
 
 
 def counts(rows: list[CriterionStatus]) -> dict[str, int]:
-    found = {"passed": 0, "failed": 0, "skipped": 0, "not-covered": 0}
+    found = dict.fromkeys(STATUSES, 0)
     for row in rows:
         found[row.status] += 1
     return found
 
 
+@dataclass
+class Verdict:
+    verdict: str  # ACCEPTED | REJECTED | INCOMPLETE
+    counts: dict[str, int]
+    root_failures: list[str]  # failed rows that are not consequences of another
+    blocked: dict[str, list[str]]  # failed row -> the criteria that blocked it
+    incomplete: list[str]  # partial, not-run and not-covered rows
+    by_component: dict[str, dict[str, int]]
+
+    def line(self) -> str:
+        shown = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n)
+        text = f"{self.verdict}: {shown}"
+        if self.root_failures:
+            text += f"; root failures: {', '.join(self.root_failures)}"
+        if self.blocked:
+            text += "; blocked: " + ", ".join(f"{k} (by {', '.join(v)})" for k, v in self.blocked.items())
+        return text
+
+
+def verdict(rows: list[CriterionStatus]) -> Verdict:
+    """ACCEPTED when every row in the target's scope (every row not `skipped`) passed, and at least
+    one did; REJECTED when any failed; INCOMPLETE otherwise."""
+    found = counts(rows)
+    failed = [r for r in rows if r.status == "failed"]
+    in_scope = [r for r in rows if r.status != "skipped"]
+    if failed:
+        word = "REJECTED"
+    elif in_scope and all(r.status == "passed" for r in in_scope):
+        word = "ACCEPTED"
+    else:
+        word = "INCOMPLETE"
+    by_component: dict[str, dict[str, int]] = {}
+    for r in rows:
+        component = by_component.setdefault(r.section, {})
+        component[r.status] = component.get(r.status, 0) + 1
+    return Verdict(
+        verdict=word, counts=found,
+        root_failures=[r.id for r in failed if not r.blocked_by],
+        blocked={r.id: r.blocked_by for r in failed if r.blocked_by},
+        incomplete=[r.id for r in rows if r.status in ("partial", "not-run", "not-covered")],
+        by_component=by_component,
+    )
+
+
 def write_json(path: Path, rows: list[CriterionStatus], target: str, versions: dict, values: dict,
                duration_s: float, notes: list[str]) -> None:
+    v = verdict(rows)
     path.write_text(json.dumps({
         "target": target,
+        "verdict": v.verdict,
+        "verdict_detail": {"root_failures": v.root_failures, "blocked": v.blocked, "incomplete": v.incomplete,
+                           "by_component": v.by_component},
         "summary": counts(rows),
-        "criteria": [{k: v for k, v in asdict(r).items() if k != "figures"} for r in rows],
+        "criteria": [{k: val for k, val in asdict(r).items() if k not in ("figures", "section")} for r in rows],
         "versions": versions,
         "values": values,
         "notes": notes,
@@ -109,12 +211,42 @@ def write_json(path: Path, rows: list[CriterionStatus], target: str, versions: d
     }, indent=2) + "\n")
 
 
-_COLOURS = {"passed": "#1b7f3b", "failed": "#c62828", "skipped": "#8d6e00", "not-covered": "#555"}
+_COLOURS = {"passed": "#1b7f3b", "partial": "#b26a00", "failed": "#c62828", "skipped": "#8d6e00",
+            "not-run": "#6a1b9a", "not-covered": "#555"}
+_VERDICT_COLOURS = {"ACCEPTED": "#1b7f3b", "REJECTED": "#c62828", "INCOMPLETE": "#b26a00"}
+
+
+def html_banner(rows: list[CriterionStatus], target: str) -> str:
+    """The verdict, first thing on the page: counts overall and per component."""
+    e = html.escape
+    v = verdict(rows)
+    colour = _VERDICT_COLOURS[v.verdict]
+    head = "".join(f"<th>{e(s)}</th>" for s in STATUSES)
+    body = "".join(
+        f"<tr><td>{e(section)}</td>" + "".join(f"<td>{n.get(s, 0) or ''}</td>" for s in STATUSES) + "</tr>"
+        for section, n in v.by_component.items())
+    details = []
+    if v.root_failures:
+        details.append(f"<p><b>Root failures:</b> {e(', '.join(v.root_failures))}</p>")
+    if v.blocked:
+        details.append("<p><b>Blocked (not judged, a consequence):</b> "
+                       + e(", ".join(f"{k} by {', '.join(b)}" for k, b in v.blocked.items())) + "</p>")
+    if v.incomplete:
+        details.append(f"<p><b>Not proven here:</b> {e(', '.join(v.incomplete))}</p>")
+    return f"""
+<div id="verdict" style="border:4px solid {colour};padding:8px 16px;margin:8px 0 16px 0">
+<h1 style="color:{colour};margin:4px 0">{e(v.verdict)} &middot; {e(target)} target</h1>
+<p style="font-size:1.1em">{e(v.line())}</p>
+{''.join(details)}
+<table border="1" cellpadding="3" style="border-collapse:collapse"><thead><tr><th>component</th>{head}</tr></thead>
+<tbody>{body}</tbody></table>
+</div>
+"""
 
 
 def html_table(rows: list[CriterionStatus], target: str, versions: dict, values: dict, duration_s: float,
                notes: list[str]) -> str:
-    """The sign-off section that opens the HTML report."""
+    """The sign-off section of the HTML report."""
     e = html.escape
     summary = ", ".join(f"{n} {s}" for s, n in counts(rows).items())
     body = []
@@ -123,18 +255,20 @@ def html_table(rows: list[CriterionStatus], target: str, versions: dict, values:
         body.append(
             f'<tr><td><b>{e(r.id)}</b></td><td>{e(r.scope)}</td>'
             f'<td style="color:{_COLOURS[r.status]};font-weight:bold">{e(r.status)}</td>'
+            f'<td>{e(r.proof or "")}</td>'
             f'<td>{e(r.criterion)}</td><td style="white-space:pre-wrap">{e(r.evidence)}</td><td>{logs}</td></tr>'
         )
         if r.figures:  # the checks' own SVG (reports/charts.py escapes its texts), under the row
-            body.append(f'<tr><td colspan="6">{"".join(r.figures)}</td></tr>')
+            body.append(f'<tr><td colspan="7">{"".join(r.figures)}</td></tr>')
     version_rows = "".join(f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in versions.items())
     note_items = "".join(f"<li>{e(n)}</li>" for n in notes)
     return f"""
 <section id="signoff">
 <h2>Sign-off: {e(target)} target</h2>
-<p>{e(summary)} &middot; verdict in {duration_s:.1f} s</p>
+<p>{e(verdict(rows).verdict)}: {e(summary)} &middot; verdict in {duration_s:.1f} s</p>
 <table class="signoff" border="1" cellpadding="4" style="border-collapse:collapse;width:100%">
-<thead><tr><th>ID</th><th>Scope</th><th>Status</th><th>Criterion</th><th>Evidence / reason</th><th>Logs</th></tr></thead>
+<thead><tr><th>ID</th><th>Scope</th><th>Status</th><th>Proof</th><th>Criterion</th><th>Evidence / reason</th>
+<th>Logs</th></tr></thead>
 <tbody>{''.join(body)}</tbody></table>
 <h3>Environment</h3>
 <table border="1" cellpadding="4" style="border-collapse:collapse"><tbody>

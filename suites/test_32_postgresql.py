@@ -47,7 +47,7 @@ def test_database_and_user_with_password_auth(stack, values, evidence):
 
 
 @criterion("3.2-schema")
-def test_mlflow_schema_at_the_deployed_alembic_head(stack, evidence):
+def test_mlflow_schema_at_the_deployed_alembic_head(stack, mlflow_database, evidence):
     tables = set(stack.postgres.tables())
     missing = [t for t in MLFLOW_CORE_TABLES if t not in tables]
     evidence(f"{len(tables)} tables in {stack.postgres.database}; core tables missing: {', '.join(missing) or 'none'}")
@@ -59,7 +59,7 @@ def test_mlflow_schema_at_the_deployed_alembic_head(stack, evidence):
 
 
 @criterion("3.2-backup", scope="service")
-def test_backup_taken_now_restores_with_identical_row_counts(stack, evidence):
+def test_backup_taken_now_restores_with_identical_row_counts(stack, mlflow_database, evidence):
     pg = stack.postgres
     if not {"pg_dump", "pg_restore"} <= set(stack.pg_tools):
         pytest.skip("pg_dump/pg_restore not found on this machine: install the PostgreSQL client")

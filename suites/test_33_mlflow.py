@@ -71,7 +71,7 @@ def test_rest_api_experiments_and_runs(stack, evidence):
 
 
 @criterion("3.3-backend")
-def test_runs_are_stored_in_postgresql(stack, evidence):
+def test_runs_are_stored_in_postgresql(stack, mlflow_database, evidence):
     mlflow = stack.mlflow
     experiment_id = mlflow.post("experiments/create", {"name": f"acceptance-backend-{uuid.uuid4().hex[:10]}"})[
         "experiment_id"]

@@ -1,15 +1,18 @@
 """Phase 3 completion: the end-to-end path and what makes a sign-off reproducible."""
 
-import json
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+
+from fixtures.config import SECRET_KEYS, SPEC_DEFAULT_SECRETS
 
 criterion = pytest.mark.criterion
 
 
 @criterion("3-integration")
-def test_the_served_model_is_the_registered_version_and_predicts_like_the_local_model(stack, values, evidence):
+def test_the_served_model_is_the_registered_version_and_predicts_like_the_local_model(stack, values, mlflow_database,
+                                                                                  evidence):
     model = stack.served_model
     if model is None:
         pytest.skip("the suite did not train the served model on this target, so it has no local model to compare")
@@ -41,14 +44,18 @@ def test_the_served_model_is_the_registered_version_and_predicts_like_the_local_
 
 @criterion("3-docs")
 def test_the_report_records_versions_values_and_target(stack, values, evidence):
+    """What makes a sign-off reproducible is recorded; whether the versions are the configured ones is
+    3.2-version's and 3.3-health's to judge, not this row's."""
     versions = stack.versions()
     evidence("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     unreadable = [k for k, v in versions.items() if v.startswith("unreadable")]
     assert not unreadable, f"versions not readable from the live components: {', '.join(unreadable)}"
-    assert versions["mlflow"] == values.mlflow_version
-    recorded = json.dumps(values.redacted())
-    leaked = [s for s in values.secrets() if s in recorded]
-    assert not leaked, "the values recorded in the report contain a configured secret"
-    evidence(f"target {stack.target}; {len(values.redacted())} values recorded with secrets redacted; "
-             f"notes: {'; '.join(stack.notes)}")
+    recorded = values.redacted()
+    # Redaction by key, not by comparing values: an access key may equal a bucket name.
+    unredacted = [k for k in SPEC_DEFAULT_SECRETS if recorded.get(k) != "***"]
+    if urlsplit(recorded["mlflow_backend_store_uri"]).password not in (None, "***"):
+        unredacted.append("mlflow_backend_store_uri")
+    assert not unredacted, f"values recorded with a secret not redacted: {', '.join(sorted(unredacted))}"
+    evidence(f"target {stack.target}; {len(recorded)} values recorded, secrets ({', '.join(sorted(SECRET_KEYS))}) "
+             f"redacted; notes: {'; '.join(stack.notes)}")
     assert stack.target

@@ -8,8 +8,14 @@ from reports.redact import Redactor
 SPEC_CATALOG = Path(__file__).resolve().parents[2] / "shared" / "spec" / "criteria.md"
 
 
-def result(criterion, outcome, evidence=(), message=""):
-    return signoff.CheckResult(f"suites/x.py::test_{criterion}_{outcome}", criterion, outcome, list(evidence), message)
+def result(criterion, outcome, evidence=(), message="", name=None, **kwargs):
+    nodeid = f"suites/x.py::{name or f'test_{criterion}_{outcome}'}"
+    return signoff.CheckResult(nodeid, criterion, outcome, list(evidence), message, **kwargs)
+
+
+def all_passed(**overrides):
+    """Every criterion of the catalog passed live, except the results given per ID."""
+    return [overrides.get(c.id) or result(c.id, "passed", ["ok"]) for c in catalog.load()]
 
 
 def rows_by_id(results, **kwargs):
@@ -18,7 +24,8 @@ def rows_by_id(results, **kwargs):
 
 def test_the_catalog_lists_every_criterion_of_the_spec():
     ids = [c.id for c in catalog.load()]
-    assert len(ids) == len(set(ids)) == 42
+    assert len(ids) == len(set(ids)) == 45
+    assert catalog.by_id()["3.4-durability"].scopes == ("disruptive",)
     assert {"3.1-pods", "3.2-backup", "3.4-gpu", "3-docs"} <= set(ids)
     assert catalog.by_id()["3.2-backup"].scopes == ("service", "k8s")
     if SPEC_CATALOG.exists():  # the copy beside the reports is the spec's, to the letter
@@ -37,16 +44,50 @@ def test_any_failed_check_fails_its_criterion():
     assert "accepted" in rows["3.1-auth"].evidence and "ok" in rows["3.1-auth"].evidence
 
 
-def test_passed_with_a_skipped_part_names_the_skip():
+def test_a_skipped_half_makes_the_row_partial_and_names_the_missing_half():
     rows = rows_by_id([result("3.4-inference", "passed", ["live"]),
-                       result("3.4-inference", "skipped", message="no expected prediction")])
-    assert rows["3.4-inference"].status == "passed"
-    assert "skipped: no expected prediction" in rows["3.4-inference"].evidence
+                       result("3.4-inference", "skipped", message="no expected prediction", name="test_b")])
+    assert rows["3.4-inference"].status == "partial"
+    assert rows["3.4-inference"].evidence.splitlines()[0] == "partial: test_b skipped: no expected prediction"
 
 
-def test_all_skipped_is_skipped_with_the_reason():
-    rows = rows_by_id([result("3.1-pods", "skipped", message="needs Kubernetes")])
+def test_a_half_out_of_the_targets_scope_does_not_make_the_row_partial():
+    """3.2-backup on local: the service half ran live; the k8s half is not this target's to run."""
+    rows = rows_by_id([result("3.2-backup", "passed", ["restored"]),
+                       result("3.2-backup", "skipped", message="needs Kubernetes", name="t2", out_of_scope=True)])
+    assert rows["3.2-backup"].status == "passed" and rows["3.2-backup"].proof == "live"
+    assert "t2: skipped: needs Kubernetes" in rows["3.2-backup"].evidence
+
+
+def test_simulated_or_declared_proof_is_partial_naming_who_proves_it():
+    note = "kwok simulates pods; the node, kind or cluster target proves it live"
+    rows = rows_by_id([result("3.1-pods", "passed", ["2/2 Ready"], proof="simulated", proof_notes=[note]),
+                       result("3.1-ingress", "passed", ["route to minio:9000"], proof="declared"),
+                       result("3.1-service", "passed", proof="live"),
+                       result("3.1-service", "passed", name="t2", proof="simulated", proof_notes=[note])])
+    assert rows["3.1-pods"].status == "partial" and rows["3.1-pods"].proof == "simulated"
+    assert note in rows["3.1-pods"].evidence.splitlines()[0]
+    assert rows["3.1-ingress"].status == "partial" and rows["3.1-ingress"].proof == "declared"
+    # The weakest proof of the row is its proof.
+    assert rows["3.1-service"].status == "partial" and rows["3.1-service"].proof == "simulated"
+
+
+def test_a_failure_wins_over_partial_and_not_run():
+    rows = rows_by_id([result("3.1-pods", "passed", proof="simulated"), result("3.1-pods", "failed", name="t2")],
+                      collected={"suites/x.py::t3": "3.1-pods"})
+    assert rows["3.1-pods"].status == "failed"
+
+
+def test_all_skipped_for_the_targets_scope_is_skipped_with_the_reason():
+    rows = rows_by_id([result("3.1-pods", "skipped", message="needs Kubernetes", out_of_scope=True)])
     assert rows["3.1-pods"].status == "skipped" and rows["3.1-pods"].evidence.endswith("needs Kubernetes")
+
+
+def test_all_skipped_for_another_reason_is_partial_not_skipped():
+    """No known input for the served model is a gap of this run, not something the target cannot do."""
+    rows = rows_by_id([result("3-load", "skipped", message="no known input for the served model")])
+    assert rows["3-load"].status == "partial"
+    assert "no known input" in rows["3-load"].evidence.splitlines()[0]
 
 
 def test_no_check_and_unreachable_scope_is_skipped_not_passed():
@@ -58,10 +99,71 @@ def test_no_check_and_unreachable_scope_is_skipped_not_passed():
     assert rows["3.2-backup"].status == "not-covered"
 
 
-def test_deselected_checks_are_said_so():
-    rows = rows_by_id([], deselected={"3.1-auth"})
-    assert rows["3.1-auth"].status == "not-covered"
-    assert "not selected" in rows["3.1-auth"].evidence
+def test_collected_checks_that_did_not_run_are_not_run_never_no_check():
+    """Deselected, or left over after -x or an interrupt: collected, no result."""
+    collected = {"suites/x.py::test_a": "3.1-auth", "suites/x.py::test_b": "3.1-auth",
+                 "suites/x.py::test_c": "3.1-health"}
+    rows = rows_by_id([result("3.1-auth", "passed", name="test_a")], collected=collected)
+    assert rows["3.1-auth"].status == "not-run"
+    assert "test_b collected but did not run" in rows["3.1-auth"].evidence and "ran: test_a" in rows["3.1-auth"].evidence
+    assert rows["3.1-health"].status == "not-run"
+    assert "no check exists" not in rows["3.1-health"].evidence
+    assert rows["3.1-roundtrip"].status == "not-covered"
+    # Deselected, but out of this target's reach anyway: skipped with the target's reason.
+    rows = rows_by_id([], collected={"suites/x.py::test_pods": "3.1-pods"}, unavailable={"k8s": "no Kubernetes"})
+    assert rows["3.1-pods"].status == "skipped" and rows["3.1-pods"].evidence == "no Kubernetes"
+    assert signoff.verdict(list(rows.values())).verdict == "INCOMPLETE"
+
+
+def test_a_blocked_failure_names_its_blocker_apart_from_root_failures():
+    rows = signoff.build(all_passed(**{
+        "3.2-database": result("3.2-database", "failed", message="database mlflow does not exist"),
+        "3.2-schema": result("3.2-schema", "failed", message="blocked by 3.2-database: no database mlflow",
+                             blocked_by="3.2-database"),
+        "3.3-backend": result("3.3-backend", "failed", message="blocked by 3.2-database: no database mlflow"),
+    }))
+    by_id = {r.id: r for r in rows}
+    assert by_id["3.2-schema"].status == "failed" and by_id["3.2-schema"].blocked_by == ["3.2-database"]
+    assert "blocked by 3.2-database" in by_id["3.2-schema"].evidence
+    # Parsed from the message when the check did not record it.
+    assert signoff.blocked_by("blocked by 3.2-database: x") == "3.2-database"
+    assert by_id["3.2-database"].blocked_by == []
+    v = signoff.verdict(rows)
+    assert v.verdict == "REJECTED" and v.root_failures == ["3.2-database"]
+    assert v.blocked == {"3.2-schema": ["3.2-database"], "3.3-backend": ["3.2-database"]}
+    assert "root failures: 3.2-database" in v.line() and "3.3-backend (by 3.2-database)" in v.line()
+
+
+def test_verdict_accepted_only_when_every_row_in_scope_passed_live():
+    rows = signoff.build(all_passed())
+    assert signoff.verdict(rows).verdict == "ACCEPTED"
+    # Out-of-scope rows (skipped) do not stand in the way.
+    out = result("3.4-gpu", "skipped", message="needs GPU nodes", out_of_scope=True)
+    v = signoff.verdict(signoff.build(all_passed(**{"3.4-gpu": out})))
+    assert v.verdict == "ACCEPTED" and v.counts["skipped"] == 1 and v.counts["passed"] == 44
+
+
+def test_verdict_incomplete_on_partial_not_run_or_not_covered():
+    partial = signoff.build(all_passed(**{"3.1-pods": result("3.1-pods", "passed", proof="simulated")}))
+    assert signoff.verdict(partial).verdict == "INCOMPLETE"
+    assert signoff.verdict(partial).incomplete == ["3.1-pods"]
+    results = [r for r in all_passed() if r.criterion != "3-load"]
+    assert signoff.verdict(signoff.build(results)).verdict == "INCOMPLETE"  # 3-load not-covered
+    not_run = signoff.build(results, collected={"suites/x.py::test_load": "3-load"})
+    v = signoff.verdict(not_run)
+    assert v.verdict == "INCOMPLETE" and v.counts["not-run"] == 1
+    # Nothing in scope at all is not an acceptance.
+    assert signoff.verdict(signoff.build([], unavailable={s: "no" for s in
+                                                          ("service", "k8s", "gpu", "disruptive")})).verdict == "INCOMPLETE"
+
+
+def test_verdict_rejected_on_any_failure_with_counts_per_component():
+    rows = signoff.build(all_passed(**{"3.1-auth": result("3.1-auth", "failed", message="accepted")}))
+    v = signoff.verdict(rows)
+    assert v.verdict == "REJECTED" and v.counts["failed"] == 1 and v.root_failures == ["3.1-auth"]
+    assert v.by_component["CLOUD-3.1 MinIO object storage"] == {"passed": 9, "failed": 1}
+    banner = signoff.html_banner(rows, "local")
+    assert "REJECTED" in banner and "CLOUD-3.1 MinIO object storage" in banner and "3.1-auth" in banner
 
 
 def test_redaction_covers_text_html_and_json_forms():
@@ -80,6 +182,8 @@ def test_json_and_html_carry_the_same_rows(tmp_path):
     data = json.loads((tmp_path / "s.json").read_text())
     assert data["target"] == "local" and data["duration_s"] == 12.3 and data["versions"] == {"mlflow": "2.9.2"}
     assert [c["id"] for c in data["criteria"]] == [r.id for r in rows]
+    assert data["verdict"] == "INCOMPLETE" and data["verdict_detail"]["incomplete"][0] == "3.1-pods"
+    assert {c["id"]: c["proof"] for c in data["criteria"]}["3.1-auth"] == "live"
     page = signoff.html_table(rows, "local", {"mlflow": "2.9.2"}, {"a": 1}, 12.3, ["note"])
     assert page.count("<tr><td><b>") == len(rows)
     assert "SignatureDoesNotMatch" in page
