@@ -468,9 +468,16 @@ def test_suite_on_kwok_signs_off_k8s_criteria_and_leaves_nothing(suite_run, run_
     assert signoff is not None, done.stdout[-3000:] + done.stderr[-3000:]
     rows = {c["id"]: c for c in signoff["criteria"]}
     k8s_rows = {i: r for i, r in rows.items() if "k8s" in r["scope"] or r["scope"] == "gpu"}
-    assert all(r["status"] in ("passed", "skipped") for r in k8s_rows.values()), \
-        {i: (r["status"], r["evidence"][:300]) for i, r in k8s_rows.items() if r["status"] not in ("passed", "skipped")}
-    assert rows["3.4-gpu"]["status"] == "passed"
+    # kwok simulates pods, volumes and metrics: what it proves is `partial`, naming the targets that
+    # prove it live; nothing fails and nothing reads plain `passed` from a simulation.
+    assert all(r["status"] in ("passed", "partial", "skipped") for r in k8s_rows.values()), \
+        {i: (r["status"], r["evidence"][:300]) for i, r in k8s_rows.items()
+         if r["status"] not in ("passed", "partial", "skipped")}
+    for cid in ("3.1-pods", "3.2-storage", "3.4-gpu"):
+        assert rows[cid]["status"] == "partial" and rows[cid]["proof"] == "simulated", (cid, rows[cid])
+        assert "node, kind or cluster target" in rows[cid]["evidence"].splitlines()[0], rows[cid]["evidence"]
+    assert all(r["proof"] == "live" for r in k8s_rows.values() if r["status"] == "passed"), k8s_rows
+    assert signoff["verdict"] == "INCOMPLETE"
     assert "kwok runs no containers" in rows["3.4-controller"]["evidence"]
     assert any("pods are simulated" in n for n in signoff["notes"])
     assert done.returncode == 0, done.stdout[-3000:]
