@@ -192,7 +192,7 @@ def test_figures_go_into_the_html_table_and_stay_out_of_signoff_json(tmp_path):
     results = [signoff.CheckResult("suites/test_3_load.py::t", "3-load", "passed", ["fine"], figures=[svg])]
     rows = signoff.build(results)
     html_text = signoff.html_table(rows, "local", {}, {}, 1.0, [])
-    assert html_text.count("<svg") == 1 and '<td colspan="6"><svg' in html_text
+    assert html_text.count("<svg") == 1 and '<td colspan="7"><svg' in html_text
     signoff.write_json(tmp_path / "signoff.json", rows, "local", {}, {}, 1.0, [])
     written = (tmp_path / "signoff.json").read_text()
     assert "<svg" not in written and "figures" not in written
