@@ -120,13 +120,11 @@ def test_an_unreachable_endpoint_fails_every_request():
 
 
 def test_step_shape_in_distributed_mode(endpoint):
-    started = time.monotonic()
     # 4 steps of 1.5 s: each is long enough to show in the per-second timeline despite the workers' report lag.
     result = _load(endpoint, "ok", shape="step", processes=2, duration_s=6)
     assert result.processes == 2 and result.failures == 0 and result.requests > 50, result.summary()
     users = [s.users for s in result.timeline if s.users]
     assert len(set(users)) >= 3 and max(users) == 4 and users == sorted(users), users
-    assert time.monotonic() - started < 6 + harness.GRACE_S
 
 
 def test_locust_missing_is_one_clear_line(tmp_path):
