@@ -35,11 +35,30 @@ def test_the_served_model_is_the_registered_version_and_predicts_like_the_local_
     artifact_root = run["info"]["artifact_uri"]
     assert artifact_root.startswith(values.mlflow_artifact_root.rstrip("/") + "/"), (
         f"the model's artifacts are at {artifact_root}, not in the object store under {values.mlflow_artifact_root}")
+    served_by_kserve = kserve_storage_uri(stack)
+    if served_by_kserve is not None:
+        # Through KServe the predictor serves what its storage initializer downloaded: the storageUri.
+        want = source if not source.startswith("runs:/") else artifact_root.rstrip("/") + "/" + source.split("/", 3)[3]
+        evidence(f"InferenceService {values.inference_service_namespace}/{name}: storageUri {served_by_kserve}; "
+                 f"registered version {served_version}'s artifacts {want}")
+        assert served_by_kserve.rstrip("/") == want.rstrip("/"), (
+            f"the InferenceService serves {served_by_kserve}, not version {served_version}'s artifacts {want}")
     response = stack.inference.infer(model.input)
     assert response.status_code == 200, f"infer -> HTTP {response.status_code}: {response.text[:300]}"
     served = response.json()["outputs"][0]["data"]
     evidence(f"served prediction {served}; local model {model.expected}")
     assert np.array_equal(np.array(served), np.array(model.expected))
+
+
+def kserve_storage_uri(stack) -> str | None:
+    """The storageUri of the InferenceService a real KServe controller serves (None: no KServe serves here)."""
+    k8s = stack.k8s
+    if k8s is None or k8s.simulated or "kserve-controller" in k8s.limitations:
+        return None
+    v = stack.values
+    isvc = k8s.custom("serving.kserve.io/v1beta1", "InferenceService", v.inference_service_name,
+                      v.inference_service_namespace)
+    return isvc.get("spec.predictor.model.storageUri") if isvc.exists else None
 
 
 @criterion("3-docs")

@@ -74,6 +74,35 @@ def test_cert_manager_installed_and_ready(stack, evidence):
     assert f"v{v.cert_manager_version}" in tags, f"cert-manager v{v.cert_manager_version} not deployed ({tags})"
     for crd in ("certificates.cert-manager.io", "issuers.cert-manager.io"):
         assert k8s.crd(crd).established, f"CRD {crd} not Established"
+    if not k8s.simulated:
+        issued_webhook_certificate(k8s, evidence)
+
+
+def issued_webhook_certificate(k8s, evidence) -> None:
+    """cert-manager did its job for KServe: the webhook Certificate is Ready, its Secret holds the key pair,
+    and the cainjector put that certificate's CA into KServe's webhook configurations."""
+    import base64
+
+    ns, name = "kserve", "serving-cert"
+    cert = k8s.custom("cert-manager.io/v1", "Certificate", name, ns)
+    ready = cert.condition("Ready") or {}
+    evidence(f"Certificate {ns}/{name}: Ready={ready.get('status')} ({ready.get('reason')}: {ready.get('message')}); "
+             f"issuer {cert.get('spec.issuerRef')}; notAfter {cert.get('status.notAfter')}")
+    assert cert.exists, f"no Certificate {ns}/{name} (KServe's webhook certificate)"
+    assert ready.get("status") == "True", f"Certificate {ns}/{name} is not Ready: {ready}"
+    secret_name = cert.get("spec.secretName")
+    secret = k8s.read("v1", "Secret", secret_name, ns) or {}
+    data = secret.get("data") or {}
+    evidence(f"Secret {ns}/{secret_name}: keys {sorted(data)}; issued by cert-manager: "
+             f"{(secret.get('metadata', {}).get('annotations') or {}).get('cert-manager.io/issuer-name')}")
+    assert data.get("tls.crt") and data.get("tls.key"), f"Secret {ns}/{secret_name} holds no key pair"
+    ca = data.get("ca.crt") or data.get("tls.crt")
+    hooks = k8s.read("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration",
+                     "inferenceservice.serving.kserve.io") or {}
+    bundles = {dig(w, "clientConfig.caBundle") for w in hooks.get("webhooks") or []}
+    evidence(f"MutatingWebhookConfiguration inferenceservice.serving.kserve.io: {len(bundles)} distinct caBundle(s), "
+             f"equal to the issued CA: {bundles == {ca}} ({len(base64.b64decode(ca or ''))} bytes)")
+    assert bundles == {ca}, "the webhook configuration's caBundle is not the CA cert-manager issued (cainjector)"
 
 
 @criterion("3.4-knative", scope="k8s")
@@ -168,6 +197,29 @@ def test_mlflow_runtime_visible_from_the_isvc_namespace(stack, evidence):
     assert supports_mlflow(rt.raw), f"{rt.ref} does not support model format mlflow v2 with autoSelect"
     visible = rt.kind == "ClusterServingRuntime" or rt.namespace == v.inference_service_namespace
     assert visible, f"{rt.ref} is not visible from namespace {v.inference_service_namespace}"
+    if "kserve-controller" not in stack.k8s.limitations:
+        controller_resolved_runtime(stack, evidence)
+
+
+RUNTIME_FAILURES = ("RuntimeNotRecognized", "NoSupportingRuntime", "RuntimeDisabled")
+
+
+def controller_resolved_runtime(stack, evidence) -> None:
+    """The KServe controller's own verdict: it found a runtime for the InferenceService (its modelStatus
+    is not InvalidSpec with a runtime failure)."""
+    v, k8s = stack.values, stack.k8s
+    try:
+        obj = k8s.wait_for(ISVC_API, "InferenceService", v.inference_service_name, v.inference_service_namespace,
+                           lambda o: bool(dig(o, "status.modelStatus.transitionStatus")),
+                           timeout=min(60, v.timeouts.inference), what="the controller's modelStatus")
+    except WaitTimeout as exc:
+        raise AssertionError(f"the KServe controller never reported on the InferenceService: {exc}") from None
+    status = dig(obj, "status.modelStatus", {}) or {}
+    failure = status.get("lastFailureInfo") or {}
+    evidence(f"controller: modelStatus.transitionStatus {status.get('transitionStatus')}, lastFailureInfo {failure or None}")
+    assert not (status.get("transitionStatus") == "InvalidSpec" or failure.get("reason") in RUNTIME_FAILURES), (
+        f"the KServe controller found no runtime for the InferenceService: {failure.get('reason')}: "
+        f"{failure.get('message')}")
 
 
 @criterion("3.4-isvc-ready", scope="k8s")
@@ -231,6 +283,56 @@ def test_predictor_storage_initializer_downloaded_the_model(stack, evidence):
         evidence(f"{pod.name}: storage-initializer {state}")
         assert init is not None, f"{pod.name} has no storage-initializer"
         assert dig(state, "terminated.exitCode") == 0, f"{pod.name}: storage-initializer did not finish cleanly: {state}"
+        log = initializer_log(k8s, pod)
+        uri = (pod.get("spec.initContainers") or [{}])
+        uri = next((c.get("args", [None])[0] for c in uri if c.get("name") == "storage-initializer"), None)
+        downloaded = [line for line in log.splitlines() if "Downloaded object" in line or "Successfully copied" in line]
+        evidence(f"{pod.name}: storage-initializer args[0] {uri}; log: " + " | ".join(downloaded[-4:] or log.splitlines()[-3:]))
+        assert any("Successfully copied" in line and uri and uri.rstrip("/") in line for line in downloaded), (
+            f"{pod.name}: the storage-initializer's log does not say it copied {uri}")
+        assert any("Downloaded object" in line for line in downloaded), f"{pod.name}: no object was downloaded"
+
+
+def initializer_log(k8s, pod) -> str:
+    from kubernetes import client
+
+    try:
+        return client.CoreV1Api(k8s.api).read_namespaced_pod_log(pod.name, pod.namespace,
+                                                                 container="storage-initializer", tail_lines=200)
+    except Exception as exc:  # noqa: BLE001 - the evidence says why there is no log
+        return f"(no log: {exc})"
+
+
+@criterion("3.4-inference", scope="k8s")
+def test_malformed_requests_get_4xx_and_the_predictor_never_restarts(stack, evidence):
+    """On a real predictor: a malformed request is the client's error (4xx; a 5xx fails the row) and
+    does not bring the model server down (the predictor pods' restartCount is unchanged)."""
+    v, k8s = stack.values, stack.k8s
+    needs(k8s, "kserve-controller", "containers")
+    isvc = isvc_of(stack)
+    assert isvc.exists, "the example InferenceService is missing"
+    inf = stack.inference
+    selector = f"serving.kserve.io/inferenceservice={v.inference_service_name}"
+    before = {p.name: p.restarts for p in k8s.pods(v.inference_service_namespace, selector)}
+    assert before, "no predictor pod"
+    path = f"/v2/models/{inf.model_name}/infer"
+    cases = {
+        "not JSON": dict(data=b"{not json", headers={"Content-Type": "application/json"}),
+        "no inputs": dict(json={"outputs": []}),
+        "shape/data mismatch": dict(json={"inputs": [{"name": inf.input_name, "shape": [1, 4], "datatype": "FP64",
+                                                      "data": [1.0]}]}),
+        "unknown datatype": dict(json={"inputs": [{"name": inf.input_name, "shape": [1, 1], "datatype": "NOPE",
+                                                   "data": [1]}]}),
+    }
+    answered = {label: inf.post_alone(path, **kwargs) for label, kwargs in cases.items()}
+    time.sleep(2)  # a crash shows in the pod status within the kubelet's next sync
+    after = {p.name: p.restarts for p in k8s.pods(v.inference_service_namespace, selector)}
+    evidence(f"malformed requests -> { {k: r.status_code for k, r in answered.items()} }; predictor restartCount "
+             f"before {before}, after {after}")
+    server_errors = {k: f"HTTP {r.status_code} {r.text[:120]}" for k, r in answered.items() if r.status_code >= 500}
+    assert not server_errors, f"malformed requests answered with a server error: {server_errors}"
+    assert all(400 <= r.status_code < 500 for r in answered.values()), "a malformed request was not refused"
+    assert after == before, f"the predictor restarted or was replaced: restartCount {before} -> {after}"
 
 
 # --- GPU scheduling ------------------------------------------------------------------------
@@ -528,6 +630,12 @@ def test_replicas_follow_the_load(stack, evidence, request):
         needs(k8s, "metrics-server")
     else:
         needs(k8s, "containers")
+        finding = cpu_target_unreachable(stack, isvc)
+        evidence(f"values: inference_cpu_request={v.inference_cpu_request}, inference_cpu_limit={v.inference_cpu_limit}, "
+                 f"inference_scale_metric={v.inference_scale_metric}, inference_scale_target={v.inference_scale_target}, "
+                 f"replicas {v.inference_min_replicas}..{v.inference_max_replicas}")
+        if finding:
+            pytest.fail(finding, pytrace=False)
     if stack.served_model is None and not stack.inference.model_ready:
         pytest.fail("the predictor serves no ready model to load")
     assert target is not None, (f"no Deployment found that scales InferenceService {isvc.ref} "
@@ -603,6 +711,31 @@ def test_replicas_follow_the_load(stack, evidence, request):
                                                                                      if observer.samples else load_start,
                                                                                      observed_until))))
     assert ok, "; ".join(reasons)
+
+
+def cpu_target_unreachable(stack, isvc) -> str | None:
+    """Why the HPA can never scale this predictor on CPU (None: it can). One MLServer worker process
+    runs the model: it uses at most one core, so a pod must be able to reach request x target with one
+    core per worker (MLSERVER_PARALLEL_WORKERS on the runtime, MLServer's default 1)."""
+    v = stack.values
+    if v.inference_scale_metric != "cpu":
+        return None
+    request = quantity(dig(isvc.raw, "spec.predictor.model.resources.requests.cpu"))
+    rt, _ = runtime_for(stack)
+    containers = (rt.get("spec.containers", []) if rt else []) or []
+    env = {e.get("name"): e.get("value") for c in containers for e in c.get("env", []) or []}
+    if not request or not any("mlserver" in str(c.get("image", "")) or "MLSERVER_MODEL_IMPLEMENTATION" in env
+                              for c in containers):
+        return None
+    workers = int(env.get("MLSERVER_PARALLEL_WORKERS") or 1)
+    needed = request * v.inference_scale_target / 100
+    if needed < workers:
+        return None
+    return (f"the HPA can never scale this predictor: at a CPU request of {request:g} and a target of "
+            f"{v.inference_scale_target} % a pod must use {needed:g} cores before a replica is added, and "
+            f"{workers} MLServer worker process(es) use at most {workers} core(s) (values: inference_cpu_request="
+            f"{v.inference_cpu_request}, inference_scale_target={v.inference_scale_target}; lower the request or "
+            "set MLSERVER_PARALLEL_WORKERS on the runtime)")
 
 
 def _s(seconds) -> str:
