@@ -38,7 +38,7 @@ def test_the_served_model_is_the_registered_version_and_predicts_like_the_local_
     served_by_kserve = kserve_storage_uri(stack)
     if served_by_kserve is not None:
         # Through KServe the predictor serves what its storage initializer downloaded: the storageUri.
-        want = source if not source.startswith("runs:/") else artifact_root.rstrip("/") + "/" + source.split("/", 3)[3]
+        want = source if not source.startswith("runs:/") else artifact_root.rstrip("/") + "/" + source.split("/", 2)[2]
         evidence(f"InferenceService {values.inference_service_namespace}/{name}: storageUri {served_by_kserve}; "
                  f"registered version {served_version}'s artifacts {want}")
         assert served_by_kserve.rstrip("/") == want.rstrip("/"), (
