@@ -9,7 +9,7 @@ import pytest
 
 from fixtures.config import load_values
 from fixtures.errors import UsageError
-from fixtures.kserve import node
+from fixtures.kserve import node, serving
 from fixtures.kserve.python_images import runtime_requirements
 
 NODE_VALUES = "manifests/values/node.yaml"
@@ -53,11 +53,11 @@ class FakeMlflow:
     ("runs:/abc/model", "s3://mlflow-artifacts/1/abc/artifacts/model"),
 ])
 def test_the_registered_versions_artifacts_as_an_s3_uri(source, want):
-    assert node.version_source(FakeMlflow(source), "m", "3", "s3://mlflow-artifacts/1/abc/artifacts") == want
+    assert serving.version_source(FakeMlflow(source), "m", "3", "s3://mlflow-artifacts/1/abc/artifacts") == want
 
 
 def test_served_values_point_the_inference_service_at_the_artifacts():
-    v = node.served_values(load_values([NODE_VALUES]), "s3://mlflow-artifacts/1/abc/artifacts/model/")
+    v = serving.served_values(load_values([NODE_VALUES]), "s3://mlflow-artifacts/1/abc/artifacts/model/")
     assert v.inference_storage_uri == "s3://mlflow-artifacts/1/abc/artifacts/model/"
 
 
