@@ -6,7 +6,9 @@ It never talks to the stack: the fixtures plugin hands it the environment
 
 from __future__ import annotations
 
+import fcntl
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,8 +72,11 @@ def _is_acceptance_run(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if not _is_acceptance_run(config) or hasattr(config, "workerinput"):
         return
-    report_dir = Path(config.getoption("report_dir") or DEFAULT_DIR).resolve()
-    report_dir.mkdir(parents=True, exist_ok=True)
+    wanted = Path(config.getoption("report_dir") or DEFAULT_DIR).resolve()
+    report_dir = _claim(wanted)
+    if report_dir != wanted:
+        # Two runs at once (two `tox -e local`): the second must not overwrite the first's reports.
+        print(f"{wanted} is in use by another run: this run writes its reports to {report_dir}", file=sys.stderr)
     shutil.rmtree(report_dir / "logs", ignore_errors=True)
     for stale in ("signoff.json", "acceptance.html", "junit.xml"):
         (report_dir / stale).unlink(missing_ok=True)
@@ -82,6 +87,31 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.option.xmlpath:
         config.option.xmlpath = str(report_dir / "junit.xml")
     config.stash[_STATE] = _State(report_dir=report_dir, started=time.monotonic())
+
+
+# Report folders this process holds (folder -> the open lock file); the kernel releases them at exit.
+_CLAIMED: dict[Path, object] = {}
+
+
+def _claim(wanted: Path) -> Path:
+    """`wanted`, or `wanted-2`, `wanted-3`, ... when another run on the machine holds it now.
+
+    The lock is a file beside the folder (`.out.lock` for `out`), held for the life of the run."""
+    for n in range(1, 100):
+        folder = wanted if n == 1 else wanted.with_name(f"{wanted.name}-{n}")
+        if folder in _CLAIMED:
+            return folder
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(folder.parent / f".{folder.name}.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        folder.mkdir(exist_ok=True)
+        _CLAIMED[folder] = lock
+        return folder
+    raise pytest.UsageError(f"--report-dir {wanted}: it and 98 numbered siblings are in use by other runs")
 
 
 def _state(config: pytest.Config) -> _State | None:

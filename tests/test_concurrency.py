@@ -1,0 +1,62 @@
+"""Two runs at once on one machine (two `tox -e local`, the same command twice) both finish green:
+ports, names, caches and the report folder are never shared."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, statuses
+from tests.leftovers import assert_nothing_left
+
+
+@pytest.fixture
+def two_tmpdirs():
+    """A TMPDIR for each run (what each leaves there is its own doing), in /tmp: PostgreSQL's OS user
+    must pass through every folder above its data folder."""
+    folders = [Path(tempfile.mkdtemp(prefix="acceptance-test-")) for _ in range(2)]
+    for folder in folders:
+        folder.chmod(0o755)
+    yield folders
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _start(args, report_dir: Path, tmpdir: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pytest", "suites/", "-q", "-p", "no:randomly",
+                             "--report-dir", str(report_dir), *args],
+                            cwd=ROOT, env={**os.environ, "TMPDIR": str(tmpdir)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_two_runs_at_once_both_finish_green_with_their_own_reports(tmp_path, two_tmpdirs):
+    report_dir = tmp_path / "out"  # the same folder for both, as two `tox -e local` would use
+    runs = [_start(["--set", "load_duration_s=3"], report_dir, tmpdir) for tmpdir in two_tmpdirs]
+    outputs = []
+    try:
+        for run in runs:
+            # Hang guard only: two runs on a loaded 2-core machine take a few minutes.
+            outputs.append(run.communicate(timeout=1500))
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+    for run, (out, err) in zip(runs, outputs):
+        assert run.returncode == 0, f"exit {run.returncode}:\n{out[-3000:]}\n{err[-2000:]}"
+    # The second run to start found the folder taken and wrote beside it.
+    folders = [report_dir, tmp_path / "out-2"]
+    assert any(f"{report_dir} is in use by another run: this run writes its reports to {folders[1]}" in err
+               for _, err in outputs), [err[-500:] for _, err in outputs]
+    for folder in folders:
+        signoff = json.loads((folder / "signoff.json").read_text())
+        service = {c["id"] for c in signoff["criteria"] if c["scope"].startswith("service")}
+        status = statuses(signoff)
+        assert all(status[cid] == "passed" for cid in service), {cid: status[cid] for cid in service}
+        assert (folder / "acceptance.html").exists() and (folder / "junit.xml").exists()
+    for tmpdir in two_tmpdirs:
+        assert_nothing_left(tmpdir)
