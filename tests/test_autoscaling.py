@@ -145,15 +145,32 @@ def test_process_tree_cpu_counts_a_busy_child():
             f"subprocess.Popen([sys.executable, '-c', {BURN.format(s=1.5)!r}])\n"
             f"time.sleep(30)\n")
     parent = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    # Waits are on what the processes did (CPU seconds they got), never on wall time: with every core
+    # busy the child gets its CPU later, and the reading must still count it.
+    import psutil
+
+    def cpu(process) -> float:
+        times = process.cpu_times()
+        return times.user + times.system
+
+    def wait_until(condition, what):
+        deadline = time.monotonic() + 300  # hang guard only
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
     try:
-        time.sleep(0.3)  # the child starts
+        wait_until(lambda: psutil.Process(parent.pid).children(), "the child to start")
+        child = psutil.Process(parent.pid).children()[0]
         meter = ProcessTreeCpu(parent.pid)
-        time.sleep(1.0)  # measuring a rate takes elapsed time
+        started = cpu(child)
+        wait_until(lambda: cpu(child) - started >= 0.3, "the child to get 0.3 s of CPU")
         cores = meter.read()
-        assert cores is not None and 0.4 < cores < 1.2, cores
-        time.sleep(1.5)  # the child is done burning
+        # It counts the child (the parent sleeps: alone it reads about 0); one process never uses more than a core.
+        assert cores is not None and 0 < cores < 1.2, cores
+        wait_until(lambda: cpu(child) >= 1.45 and child.status() == psutil.STATUS_SLEEPING, "the child to stop burning")
         meter.read()
-        time.sleep(0.5)
+        time.sleep(0.5)  # a sleeping tree: no CPU over any interval
         assert meter.read() < 0.1
     finally:
         os.killpg(parent.pid, 9)
@@ -340,42 +357,39 @@ def _run_check(stack):
 
     evidence = Evidence()
     request = SimpleNamespace(node=SimpleNamespace(user_properties=[]))
-    started = time.monotonic()
     try:
         m34.test_replicas_follow_the_load(stack, evidence, request)
         failure = None
     except AssertionError as exc:
         failure = str(exc)
-    return failure, evidence, request.node.user_properties, time.monotonic() - started
+    # How long it took is not asserted: the check's own timeouts bound it, whatever the machine's load.
+    return failure, evidence, request.node.user_properties
 
 
 @kwok
 @pytest.mark.timeout(600)
 def test_on_kwok_replicas_follow_the_load(stacks):
-    failure, evidence, props, took = _run_check(stacks["good"])
+    failure, evidence, props = _run_check(stacks["good"])
     text = "\n".join(evidence)
     assert failure is None, f"{failure}\n{text}"
     assert "ready replicas (s since the load started)" in text and "SIMULATED by kwok" in text
     assert props and props[0][0] == "figure" and "ready replicas" in props[0][1]
-    assert took < 150, took
 
 
 @kwok
 @pytest.mark.timeout(600)
 def test_on_kwok_an_hpa_whose_maximum_is_its_minimum_fails(stacks):
-    failure, evidence, _props, took = _run_check(stacks["max-is-min"])
+    failure, evidence, _props = _run_check(stacks["max-is-min"])
     assert failure and "never rose above the minimum 1" in failure, "\n".join(evidence)
     # the HPA wanted more and said so: the metrics flowed, the maximum held it
     assert "ScalingLimited: TooManyReplicas" in "\n".join(evidence), "\n".join(evidence)
-    assert took < 120, took
 
 
 @kwok
 @pytest.mark.timeout(600)
 def test_on_kwok_replicas_that_never_come_back_down_fail(stacks):
-    failure, evidence, _props, took = _run_check(stacks["long-window"])
+    failure, evidence, _props = _run_check(stacks["long-window"])
     text = "\n".join(evidence)
     assert failure and "did not come back to the minimum 1" in failure, text
     assert "never rose" not in failure, failure  # it did scale up: only the scale-down is missing
     assert "stabilizationWindowSeconds=600" in text
-    assert took < 120, took

@@ -20,7 +20,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from load import harness
 from load.harness import LoadError, LoadResult, Sample, run_load, within_limits
 from load.shapes import target_users
 from reports import charts, signoff
@@ -83,12 +82,13 @@ def _load(url: str, model: str, **kwargs) -> LoadResult:
 def test_a_healthy_endpoint_is_within_limits(endpoint):
     result = _load(endpoint, "ok")
     assert result.requests > 50 and result.failures == 0, result.summary()
-    # Generous bounds: the machine may be busy; the slow endpoint below proves the p95 limit bites.
-    assert result.rps > 0 and 0 <= result.p50_ms <= result.p95_ms <= result.p99_ms < 1000, result.summary()
+    # No bound on the latencies themselves: they depend on how busy the machine is. The slow endpoint
+    # below proves the p95 limit bites; here, a limit at the measured p95 is met (the boundary passes).
+    assert result.rps > 0 and 0 <= result.p50_ms <= result.p95_ms <= result.p99_ms, result.summary()
     assert result.timeline  # its content: see the step shape below
     # Locust ran elsewhere: nothing of it (or of gevent's monkey-patching) in this process.
     assert "locust" not in sys.modules and "gevent" not in sys.modules
-    assert within_limits(result, max_error_rate=0.01, max_p95_ms=1000) == (True, [])
+    assert within_limits(result, max_error_rate=0.01, max_p95_ms=result.p95_ms) == (True, [])
 
 
 def test_errors_and_answers_without_outputs_exceed_the_error_limit(endpoint):
@@ -106,8 +106,8 @@ def test_a_slow_endpoint_exceeds_the_p95_limit(endpoint):
     assert result.failures == 0 and result.p95_ms >= SLOW_S * 1000, result.summary()
     ok, reasons = within_limits(result, max_error_rate=0.01, max_p95_ms=100)
     assert not ok and len(reasons) == 1 and reasons[0].startswith("p95 latency"), reasons
-    # A limit the endpoint meets: the same result passes.
-    assert within_limits(result, max_error_rate=0.01, max_p95_ms=SLOW_S * 1000 * 4)[0]
+    # A limit the endpoint meets (its own measured p95, whatever the machine's load): the same result passes.
+    assert within_limits(result, max_error_rate=0.01, max_p95_ms=result.p95_ms)[0]
 
 
 def test_an_unreachable_endpoint_fails_every_request():
