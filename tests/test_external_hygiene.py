@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 
+import psycopg
 import pytest
 
 from fixtures.config import load_values
@@ -26,8 +27,6 @@ def running_stack(run_tmpdir, monkeypatch):
     try:
         stack = provider.up()
         # The backup check restores into a scratch database: the external target needs CREATEDB for it.
-        import psycopg
-
         with psycopg.connect(stack.postgres.admin_conninfo, autocommit=True) as conn:
             conn.execute(f"ALTER ROLE {values.postgresql_user} CREATEDB")
         yield stack
@@ -43,7 +42,7 @@ def _state(stack) -> dict:
         objects[bucket] = {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
     experiments = stack.mlflow.post("experiments/search", {"max_results": 1000, "view_type": "ALL"})
     models = stack.mlflow.get("registered-models/search", max_results=1000)
-    with __import__("psycopg").connect(stack.postgres.admin_conninfo) as conn:
+    with psycopg.connect(stack.postgres.admin_conninfo) as conn:
         databases = sorted(r[0] for r in conn.execute("SELECT datname FROM pg_database"))
     return {
         "objects": objects,
@@ -64,8 +63,6 @@ def _plant(stack, values) -> dict:
     run_id = mlflow.post("runs/create", {"experiment_id": experiment_id})["run"]["info"]["run_id"]
     mlflow.post("runs/log-parameter", {"run_id": run_id, "key": "planted", "value": tag})
     mlflow.post("registered-models/create", {"name": f"planted-{tag}"})
-    import psycopg
-
     with psycopg.connect(stack.postgres.admin_conninfo, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE planted_{tag}")
     return {"tag": tag, "run_id": run_id}
@@ -83,7 +80,8 @@ def test_two_external_runs_leave_the_stack_as_they_found_it(running_stack, suite
         assert signoff is not None, f"run {attempt}: no signoff.json\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
         status = statuses(signoff)
         service = [c["id"] for c in signoff["criteria"] if c["scope"].startswith("service")]
-        not_ok = {cid: status[cid] for cid in service if status[cid] not in ("passed", "skipped")}
+        # partial: the inference checks that compare with the model the suite trained skip on external
+        not_ok = {cid: status[cid] for cid in service if status[cid] not in ("passed", "partial", "skipped")}
         assert not not_ok, f"run {attempt}: {not_ok}\n{done.stdout[-3000:]}"
         assert done.returncode == 0, done.stdout[-3000:]
         notes = "\n".join(signoff["notes"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import os
 import re
 import secrets
@@ -15,7 +16,6 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import psutil
-import pytest
 import yaml
 from psycopg.conninfo import conninfo_to_dict
 
@@ -73,7 +73,7 @@ def test_leak_finder_finds_every_spelling():
     """The grep below must be able to fail: each spelling of a secret is found."""
     secret = awkward_secret()
     for text in (f"x {secret} y", f"uri=postgresql://u:{quote(secret, safe='')}@h/db", f"q={quote_plus(secret)}",
-                 html.escape(f"<p>{secret}</p>"), '{"p": %s}' % __import__("json").dumps(secret),
+                 html.escape(f"<p>{secret}</p>"), '{"p": %s}' % json.dumps(secret),
                  "Authorization: Basic " + base64.b64encode(f"user:{secret}".encode()).decode(),
                  "data: " + base64.urlsafe_b64encode(f"ab{secret}".encode()).decode()):
         assert leaks(text, secret), text
@@ -82,7 +82,7 @@ def test_leak_finder_finds_every_spelling():
 def test_redactor_masks_every_spelling():
     secret = awkward_secret()
     texts = [secret, quote(secret, safe=""), quote(secret), quote_plus(secret), html.escape(secret),
-             repr(secret), __import__("json").dumps(secret)]
+             repr(secret), json.dumps(secret)]
     texts += [base64.b64encode((prefix + secret + suffix).encode()).decode()
               for prefix in ("", "u:", "us:", "use:") for suffix in ("", "x", "xy")]
     cleaned = Redactor([secret]).text("\n".join(texts))
@@ -93,12 +93,12 @@ def test_init_sql_keeps_a_password_literal_whole():
     password = "a;b'c -- d\"e"
     statements = split_statements(f"-- comment; here\nCREATE ROLE x LOGIN PASSWORD '{password.replace(chr(39), chr(39) * 2)}';"
                                   "\nCREATE DATABASE y OWNER x;\n")
-    assert statements == [f"CREATE ROLE x LOGIN PASSWORD 'a;b''c -- d\"e'", "CREATE DATABASE y OWNER x"]
+    assert statements == ["CREATE ROLE x LOGIN PASSWORD 'a;b''c -- d\"e'", "CREATE DATABASE y OWNER x"]
 
 
 def test_dsns_are_built_and_parsed_by_libpq_rules():
     password = awkward_secret()
-    conninfo = with_password(f"postgresql://mlflow@db.example:5433/mlflow", password)
+    conninfo = with_password("postgresql://mlflow@db.example:5433/mlflow", password)
     assert conninfo_to_dict(conninfo)["password"] == password
     assert password_of(f"postgresql://mlflow:{quote(password, safe='')}@db:5432/mlflow") == password
     values = load_values(sets=[f"mlflow_backend_store_uri=postgresql://mlflow:{quote(password, safe='')}@pg:5432/m"])
