@@ -21,6 +21,22 @@ def processes_under(folder: Path) -> list[int]:
     return found
 
 
+def stop_processes_under(folder: Path) -> None:
+    """SIGKILL the process group of every process started inside `folder` (its command line or its
+    TMPDIR names it): what a test kept on purpose (--keep-stack) or a failed test left behind."""
+    import os
+    import signal
+
+    marker = str(folder)
+    for p in psutil.process_iter(["pid", "cmdline", "environ"]):
+        try:
+            inside = marker in " ".join(p.info["cmdline"] or []) or marker in (p.info["environ"] or {}).get("TMPDIR", "")
+            if inside:
+                os.killpg(os.getpgid(p.info["pid"]), signal.SIGKILL)
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+
+
 def assert_nothing_left(tmpdir: Path, grace: float = 10) -> None:
     """Every server stopped, every temporary folder of the run removed."""
     deadline = time.monotonic() + grace

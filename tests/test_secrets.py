@@ -24,7 +24,7 @@ from fixtures.config import load_values
 from fixtures.local.postgres import split_statements
 from reports.redact import Redactor
 from tests.conftest import statuses
-from tests.leftovers import assert_nothing_left
+from tests.leftovers import assert_nothing_left, stop_processes_under
 
 AWKWARD = "@:/%;#'\" "
 
@@ -139,13 +139,16 @@ def test_awkward_secrets_work_and_never_reach_an_output(suite_run, run_tmpdir, t
     }))
     # MLServer dies after the first inference check: failures, error messages and every log copied
     # into the report, and the --keep-stack message, all with these secrets in play.
-    done, signoff = suite_run("--values", str(values), "--keep-stack", "--set", "load_duration_s=3",
-                              "-p", "tests.midrun", "--break", "mlserver=kill",
-                              "--break-after", "suites/test_34_kserve.py", timeout=1200)
-    output = done.stdout + done.stderr
-    kept = re.search(r"stop it with: kill -TERM -- (.+); rm -rf (\S+)", output)
-    if kept:
-        _stop_kept([int(p.lstrip("-")) for p in kept.group(1).split()], Path(kept.group(2)))
+    try:
+        done, signoff = suite_run("--values", str(values), "--keep-stack", "--set", "load_duration_s=3",
+                                  "-p", "tests.midrun", "--break", "mlserver=kill",
+                                  "--break-after", "suites/test_34_kserve.py", timeout=1200)
+        output = done.stdout + done.stderr
+        kept = re.search(r"stop it with: kill -TERM -- (.+); rm -rf (\S+)", output)
+        if kept:  # stopped the way the message says
+            _stop_kept([int(p.lstrip("-")) for p in kept.group(1).split()], Path(kept.group(2)))
+    finally:
+        stop_processes_under(run_tmpdir)  # whatever the message did not stop
     assert kept, f"no --keep-stack message:\n{output[-3000:]}"
     assert signoff is not None, output[-3000:]
     status = statuses(signoff)
