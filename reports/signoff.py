@@ -130,7 +130,7 @@ def build(results: list[CheckResult], collected: dict[str, str] | None = None,
             # Unrun or absent, this target could not have checked it anyway.
             status, evidence = "skipped", "; ".join(dict.fromkeys(unavailable[s] for s in c.scopes))
         elif status == "not-covered":
-            evidence = "no check exists for this criterion yet"
+            evidence = "no check of it was collected in this run (none exists yet, or its suite file was not given)"
         failures = [r for r in mine if r.outcome == "failed"]
         blockers = [r.blocked_by or blocked_by(r.message) for r in failures]
         rows.append(CriterionStatus(
