@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from fixtures.capabilities.s3 import PROBES
+from fixtures.capabilities.s3 import PROBE_PREFIXES, PROBES
 
 criterion = pytest.mark.criterion
 
@@ -28,18 +28,38 @@ def test_every_configured_bucket_exists(stack, values, evidence):
     assert not missing, f"configured buckets missing on the server: {', '.join(missing)}"
 
 
+@criterion("3.1-buckets")
+def test_bucket_creation_is_automatic(stack, values, evidence):
+    """The bucket step of the manifests ran when the stack was provisioned (the Job on Kubernetes:
+    test_k8s_31_minio.py), for every configured bucket."""
+    if not stack.provisioned:
+        evidence.out_of_scope("the stack was found running: how its buckets were made is not observable here "
+                              "(a Kubernetes target proves the bucket Job completed)")
+    log = stack.logs.get("create-buckets")
+    if log is None and stack.k8s is not None:
+        evidence.out_of_scope("on Kubernetes the bucket Job proves it (3.1-buckets, scope k8s)")
+    assert log is not None and log.exists(), "no bucket-creation step ran when the stack was provisioned"
+    done = {line.split(":")[0].removeprefix("bucket ").strip() for line in log.read_text().splitlines()
+            if line.endswith((": created", ": exists"))}
+    evidence(f"the manifests' bucket step ({log.name}) created or found: {', '.join(sorted(done)) or 'none'}")
+    missing = [b.name for b in values.minio_buckets if b.name not in done]
+    assert not missing, f"the bucket step did not create {', '.join(missing)}"
+
+
 @criterion("3.1-policies")
 def test_each_bucket_allows_exactly_its_policy(stack, values, evidence):
     wrong = []
     for bucket in values.minio_buckets:
         b = stack.s3.bucket(bucket.name)
-        if not b.exists:
-            evidence(f"{bucket.name}: missing, policy not checked (see 3.1-buckets)")
+        if not b.exists:  # a missing bucket has no policy at all: not the configured one
+            evidence(f"{bucket.name}: MISSING")
+            wrong.append(f"{bucket.name} should be {bucket.policy}, but the bucket does not exist")
             continue
         access = b.anonymous_access
         evidence(f"{bucket.name} (policy {bucket.policy}): anonymous {access}")
         if not b.allows_exactly(bucket.policy):
             wrong.append(f"{bucket.name} should be {bucket.policy}, anonymous {access}")
+    evidence(f"anonymous list, get, put and delete tried under the key prefixes {', '.join(PROBE_PREFIXES)}")
     assert not wrong, "; ".join(wrong)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.capabilities.postgres import MLFLOW_CORE_TABLES, size_bytes
+from fixtures.capabilities.postgres import MLFLOW_CORE_TABLES, configured_dump_flags, size_bytes
 
 criterion = pytest.mark.criterion
 
@@ -59,16 +59,23 @@ def test_mlflow_schema_at_the_deployed_alembic_head(stack, mlflow_database, evid
 
 
 @criterion("3.2-backup", scope="service")
-def test_backup_taken_now_restores_with_identical_row_counts(stack, mlflow_database, evidence):
-    pg = stack.postgres
+def test_the_configured_backup_restores_with_identical_row_counts(stack, values, mlflow_database, evidence):
+    """The manifests' own pg_dump command, run against the stack now, restored into a scratch database."""
+    pg = mlflow_database
     if not {"pg_dump", "pg_restore"} <= set(stack.pg_tools):
-        pytest.skip("pg_dump/pg_restore not found on this machine: install the PostgreSQL client")
+        pytest.skip("pg_dump/pg_restore not found on this machine: the backup was not run (install the "
+                    "PostgreSQL client)")
+    if not pg.may_create_database:
+        pytest.skip(f"the restore needs a scratch database: role {pg.user} has no CREATEDB and no admin connection "
+                    "was given (--postgres-admin-dsn or ACCEPTANCE_POSTGRES_ADMIN_DSN)")
+    flags, command = configured_dump_flags(values)
+    evidence(f"the manifests' backup CronJob runs: {command}")
     source_counts = pg.row_counts()
     assert sum(source_counts.values()) > 0, (
         f"database {pg.database} holds no rows: a backup of nothing proves nothing (tables: {len(source_counts)})")
     with tempfile.TemporaryDirectory(prefix="acceptance-backup-") as folder:
         dump = Path(folder) / "backup.dump"
-        pg.dump(dump, stack.pg_tools["pg_dump"])
+        pg.dump(dump, stack.pg_tools["pg_dump"], flags)
         dump_size = dump.stat().st_size
         _restore_and_compare(pg, dump, stack.pg_tools["pg_restore"], source_counts, dump_size, evidence)
 

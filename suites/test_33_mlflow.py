@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from fixtures.capabilities.mlflow import MlflowApiError
+from suites.artifacts import describe, object_location
 
 criterion = pytest.mark.criterion
 
@@ -25,6 +26,15 @@ with mlflow.start_run() as run:
 version = mlflow.register_model(info.model_uri, "acceptance-registry-" + tag)
 print(json.dumps({"run_id": run.info.run_id, "artifact_uri": run.info.artifact_uri,
                   "model_name": version.name, "model_version": str(version.version)}))
+"""
+
+
+_LOG_A_PARAM = r"""
+import sys, mlflow
+mlflow.set_experiment("acceptance-client-param-" + sys.argv[1])
+with mlflow.start_run() as run:
+    mlflow.log_param("test", "value")
+print(run.info.run_id)
 """
 
 
@@ -92,12 +102,13 @@ def test_runs_are_stored_in_postgresql(stack, mlflow_database, evidence):
 @criterion("3.3-artifacts")
 def test_artifacts_land_in_the_configured_bucket(stack, values, client_workflow, evidence):
     artifact_uri = client_workflow["artifact_uri"]
-    evidence(f"run {client_workflow['run_id']} artifact root: {artifact_uri}")
-    assert artifact_uri.startswith(values.mlflow_artifact_root.rstrip("/") + "/"), (
-        f"artifacts go to {artifact_uri}, not under the configured {values.mlflow_artifact_root}")
-    key = artifact_uri.split("/", 3)[3] + "/acceptance/artifact.txt"
-    body = stack.s3.client.get_object(Bucket=values.artifact_bucket, Key=key)["Body"].read().decode()
-    evidence(f"s3://{values.artifact_bucket}/{key} holds {body!r}")
+    evidence(f"run {client_workflow['run_id']} artifact root: {describe(values.mlflow_artifact_root, artifact_uri)}")
+    found = object_location(values.mlflow_artifact_root, artifact_uri)
+    assert found is not None and found[0] == values.artifact_bucket, (
+        f"artifacts go to {artifact_uri}, not to the configured bucket {values.artifact_bucket}")
+    key = found[1].rstrip("/") + "/acceptance/artifact.txt"
+    body = stack.s3.client.get_object(Bucket=found[0], Key=key)["Body"].read().decode()
+    evidence(f"s3://{found[0]}/{key} holds {body!r}")
     assert body == f"acceptance {client_workflow['tag']}"
 
 
@@ -116,11 +127,12 @@ def test_registry_versions_alias_and_download_uri(stack, values, client_workflow
     except MlflowApiError as exc:  # stages are deprecated; an alias is enough
         stage = f"not supported ({exc.status})"
     download = mlflow.get("model-versions/get-download-uri", name=name, version=version)["artifact_uri"]
-    evidence(f"{name} v{version}: alias champion -> v{by_alias}, stage {stage}, download URI {download}")
-    assert download.startswith(f"s3://{values.artifact_bucket}/"), (
+    evidence(f"{name} v{version}: alias champion -> v{by_alias}, stage {stage}, download URI "
+             f"{describe(values.mlflow_artifact_root, download)}")
+    found = object_location(values.mlflow_artifact_root, download)
+    assert found is not None and found[0] == values.artifact_bucket, (
         f"the model's files are at {download}, not in the object store bucket {values.artifact_bucket}")
-    prefix = download.split("/", 3)[3]
-    keys = [k.rsplit("/", 1)[-1] for k in stack.s3.bucket(values.artifact_bucket).keys(prefix)]
+    keys = [k.rsplit("/", 1)[-1] for k in stack.s3.bucket(found[0]).keys(found[1].rstrip("/") + "/")]
     evidence(f"object store holds under the download URI: {', '.join(sorted(keys))}")
     # The serialized model: model.pkl (MLflow 2.x) or model.skops (3.x).
     assert "MLmodel" in keys and any(k.startswith("model.") for k in keys), (
@@ -128,9 +140,14 @@ def test_registry_versions_alias_and_download_uri(stack, values, client_workflow
 
 
 @criterion("3.3-client")
-def test_python_client_logs_a_param(stack, client_workflow, evidence):
-    run = stack.mlflow.get("runs/get", run_id=client_workflow["run_id"])["run"]
+def test_python_client_logs_a_param(stack, evidence):
+    """The spec's own check, alone: the `mlflow` client of the server's version logs a param."""
+    done = stack.mlflow.run_client(_LOG_A_PARAM, uuid.uuid4().hex[:10])
+    assert done.returncode == 0, (f"the MLflow {stack.mlflow.version} client failed to log a param against "
+                                  f"{stack.mlflow.uri}:\n{done.stderr.strip()[-1500:]}")
+    run_id = done.stdout.strip().splitlines()[-1]
+    run = stack.mlflow.get("runs/get", run_id=run_id)["run"]
     params = {p["key"]: p["value"] for p in run["data"].get("params", [])}
-    evidence(f"mlflow {stack.mlflow.version} client: start_run + log_param('test', 'value') -> run "
-             f"{client_workflow['run_id']} params {params}")
+    evidence(f"mlflow {stack.mlflow.version} client: start_run + log_param('test', 'value') -> run {run_id} "
+             f"params {params}")
     assert params.get("test") == "value"

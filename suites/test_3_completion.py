@@ -2,52 +2,54 @@
 
 from urllib.parse import urlsplit
 
-import numpy as np
 import pytest
 
 from fixtures.config import SECRET_KEYS, SPEC_DEFAULT_SECRETS
+from suites.artifacts import object_location
+from suites.served_model import same_prediction
 
 criterion = pytest.mark.criterion
 
 
 @criterion("3-integration")
-def test_the_served_model_is_the_registered_version_and_predicts_like_the_local_model(stack, values, mlflow_database,
-                                                                                  evidence):
-    model = stack.served_model
-    if model is None:
-        pytest.skip("the suite did not train the served model on this target, so it has no local model to compare")
-    name = values.inference_service_name
-    registered = stack.mlflow.registered_model(name)
-    assert registered is not None, f"the served model is not registered: no registered model named {name!r}"
-    versions = {v["version"]: v for v in stack.mlflow.model_versions(name)}
-    evidence(f"registered model {name}: versions {sorted(versions)}; served from {model.model_uri}")
-    assert model.model_uri.startswith(f"models:/{name}/"), (
-        f"the server loads {model.model_uri}, not a registered version of {name}")
-    served_version = model.model_uri.rsplit("/", 1)[-1]
-    assert served_version in versions, f"served version {served_version} is not in the registry"
-    source = versions[served_version]["source"]
-    run = stack.mlflow.get("runs/get", run_id=versions[served_version]["run_id"])["run"]
-    tables = stack.postgres.tables()
-    evidence(f"version {served_version}: source {source}; run {run['info']['run_id']} in the tracking store; "
-             f"backend tables in PostgreSQL: {'runs' in tables}")
-    assert "runs" in tables and stack.postgres.query("SELECT 1 FROM runs WHERE run_uuid = %s", run["info"]["run_id"]), \
-        "the model's run is not in PostgreSQL"
-    artifact_root = run["info"]["artifact_uri"]
-    assert artifact_root.startswith(values.mlflow_artifact_root.rstrip("/") + "/"), (
-        f"the model's artifacts are at {artifact_root}, not in the object store under {values.mlflow_artifact_root}")
+def test_the_served_model_is_the_registered_version_and_predicts_like_it(stack, values, known_input,
+                                                                         mlflow_database, evidence):
+    """Trained, logged to MLflow (PostgreSQL + object store), registered, served: the served
+    prediction for a known input equals the registered version's own."""
+    ref, served = known_input, stack.served_model
+    if served is not None:  # the suite deployed it: what the server loads must be a registered version
+        evidence(f"the server loads {served.model_uri}")
+        assert served.model_uri.startswith("models:/"), (
+            f"the server loads {served.model_uri}, not a registered version of {values.inference_service_name}")
+    if ref.model_uri is None or ref.payload is None:
+        pytest.skip(f"no registered version to compare the served model with: {ref.reason}")
+    name, version = ref.model_uri.removeprefix("models:/").rsplit("/", 1)
+    info = next((v for v in stack.mlflow.model_versions(name) if v["version"] == version), None)
+    assert info is not None, f"{ref.model_uri} is not in the registry"
+    run = stack.mlflow.get("runs/get", run_id=info["run_id"])["run"]["info"]
+    in_postgres = stack.postgres.query("SELECT 1 FROM runs WHERE run_uuid = %s", run["run_id"])
+    evidence(f"{ref.model_uri}: source {info['source']}; run {run['run_id']} in PostgreSQL: {bool(in_postgres)}; "
+             f"artifacts {run['artifact_uri']}")
+    assert in_postgres, "the model's run is not in PostgreSQL"
+    found = object_location(values.mlflow_artifact_root, run["artifact_uri"])
+    assert found is not None and found[0] == values.artifact_bucket, (
+        f"the model's artifacts are at {run['artifact_uri']}, not in the object store under "
+        f"{values.mlflow_artifact_root}")
     served_by_kserve = kserve_storage_uri(stack)
     if served_by_kserve is not None:
         # Through KServe the predictor serves what its storage initializer downloaded: the storageUri.
-        want = source if not source.startswith("runs:/") else artifact_root.rstrip("/") + "/" + source.split("/", 2)[2]
-        evidence(f"InferenceService {values.inference_service_namespace}/{name}: storageUri {served_by_kserve}; "
-                 f"registered version {served_version}'s artifacts {want}")
+        source, root = info["source"], run["artifact_uri"]
+        want = source if not source.startswith("runs:/") else root.rstrip("/") + "/" + source.split("/", 2)[2]
+        evidence(f"InferenceService {values.inference_service_namespace}/{values.inference_service_name}: "
+                 f"storageUri {served_by_kserve}; registered version {version}'s artifacts {want}")
         assert served_by_kserve.rstrip("/") == want.rstrip("/"), (
-            f"the InferenceService serves {served_by_kserve}, not version {served_version}'s artifacts {want}")
-    response = stack.inference.infer(model.input)
+            f"the InferenceService serves {served_by_kserve}, not version {version}'s artifacts {want}")
+    response = stack.inference.post(f"/v2/models/{stack.inference.model_name}/infer", json=ref.payload)
     assert response.status_code == 200, f"infer -> HTTP {response.status_code}: {response.text[:300]}"
-    served = response.json()["outputs"][0]["data"]
-    evidence(f"served prediction {served}; local model {model.expected}")
-    assert np.array_equal(np.array(served), np.array(model.expected))
+    got = response.json()["outputs"][0]["data"]
+    evidence(f"served prediction {got}; {ref.model_uri} predicts {ref.expected} ({ref.source})")
+    assert same_prediction(got, ref.expected), (
+        f"the endpoint serves another model than {ref.model_uri}: {got} != {ref.expected}")
 
 
 def kserve_storage_uri(stack) -> str | None:

@@ -14,13 +14,12 @@ criterion = pytest.mark.criterion
 
 
 @criterion("3-load")
-def test_inference_endpoint_under_locust_load_stays_within_limits(stack, values, evidence, request):
+def test_inference_endpoint_under_locust_load_stays_within_limits(stack, values, known_input, evidence, request):
     inf = stack.inference
-    model = stack.served_model
-    if model is None:
-        pytest.skip("no known input for the served model: this target's model was not trained by the suite")
-    # The served model's own input example, as the V2 request every user sends.
-    payload = inf.infer_payload(model.input)
+    if known_input.payload is None:
+        pytest.skip(known_input.reason)
+    # The served model's own known input (fixtures/reference.py), as the V2 request every user sends.
+    payload = known_input.payload
     path = f"/v2/models/{inf.model_name}/infer"
     try:
         result = harness.run_load(inf.url, path, payload, users=values.load_users, spawn_rate=values.load_spawn_rate,
@@ -28,7 +27,7 @@ def test_inference_endpoint_under_locust_load_stays_within_limits(stack, values,
                                   processes=values.load_processes)
     except harness.LoadError as exc:
         pytest.fail(str(exc), pytrace=False)  # one line: Locust missing, did not start or did not stop
-    evidence(f"POST {path} with {len(model.input)} rows: {result.summary()}")
+    evidence(f"POST {path} with {known_input.rows} row(s): {result.summary()}")
     request.node.user_properties.append(("figure", charts.load_chart(result)))
     ok, reasons = harness.within_limits(result, values.load_max_error_rate, values.load_max_p95_ms)
     evidence(f"limits: error rate <= {values.load_max_error_rate:.2%}, p95 <= {values.load_max_p95_ms:g} ms: "

@@ -75,6 +75,17 @@ def test_minio_ingress_routes_to_the_service(stack, evidence):
                   evidence)
 
 
+@criterion("3.1-buckets", scope="k8s")
+def test_bucket_job_completed(stack, evidence):
+    """Bucket creation is automatic: the manifests' bucket Job ran to completion in the cluster."""
+    ns = stack.values.minio_namespace
+    jobs = [j for j in stack.k8s.jobs(ns) if "bucket" in j.name]
+    evidence(f"bucket Jobs in {ns}: " + (", ".join(f"{j.name} succeeded={j.succeeded} failed={j.failed} "
+                                                  f"complete={j.complete}" for j in jobs) or "none"))
+    assert jobs, f"no bucket-creation Job in {ns}: buckets are not created automatically"
+    assert any(j.complete for j in jobs), f"no bucket Job in {ns} completed"
+
+
 @criterion("3.1-credentials", scope="k8s")
 def test_minio_credentials_come_from_a_secret(stack, evidence, pytestconfig):
     v, k8s = stack.values, stack.k8s

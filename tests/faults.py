@@ -12,7 +12,14 @@ from manifests.minio.create_buckets import policy_document
 
 # fault -> the criteria it must fail, and nothing else
 EXPECTED = {
-    "missing-bucket": {"3.1-buckets"},
+    # A missing bucket has no policy at all: both rows fail.
+    "missing-bucket": {"3.1-buckets", "3.1-policies"},
+    # The buckets exist, all but MLflow's made by hand after the stack came up: creation was not automatic.
+    "manual-buckets": {"3.1-buckets"},
+    # Anonymous get granted under one key prefix of a private bucket only.
+    "prefix-policy": {"3.1-policies"},
+    # Healthy, in MLflow's proxied-artifact mode (--serve-artifacts, mlflow-artifacts:/ URIs): nothing fails.
+    "proxied-artifacts": set(),
     "public-bucket": {"3.1-policies"},
     "wrong-setting": {"3.2-settings"},
     # No MLflow tables in PostgreSQL: the schema, the backup (nothing to back up) and the
@@ -51,6 +58,10 @@ def pytest_acceptance_local_plan(plan):
         plan.s3_check_credentials = False
     elif fault == "trust-auth":
         plan.postgres.host_auth = "trust"
+    elif fault == "manual-buckets":  # the step makes only MLflow's bucket; the others come by hand
+        plan.buckets = [b for b in plan.buckets if b["name"] == "mlflow-artifacts"]
+    elif fault == "proxied-artifacts":
+        plan.artifacts_proxied = True
 
 
 @pytest.hookimpl
@@ -63,6 +74,13 @@ def pytest_acceptance_stack_ready(stack):
         s3.delete_bucket(Bucket="datasets")
     elif fault == "public-bucket":
         s3.put_bucket_policy(Bucket="models", Policy=json.dumps(policy_document("models", "download")))
+    elif fault == "manual-buckets":
+        for bucket in stack.values.minio_buckets[1:]:
+            s3.create_bucket(Bucket=bucket.name)
+    elif fault == "prefix-policy":
+        s3.put_bucket_policy(Bucket="datasets", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:GetObject"],
+             "Resource": ["arn:aws:s3:::datasets/acceptance-probe-2/*"]}]}))
 
 
 pytest_config = None
