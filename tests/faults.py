@@ -10,6 +10,11 @@ import pytest
 
 from manifests.minio.create_buckets import policy_document
 
+# Durability faults (run with --disruptive): the component keeps its data in a scratch folder that
+# its restart wipes.
+WIPED = {"wipe-s3": ("s3", {"3.1-durability"}), "wipe-postgresql": ("postgresql", {"3.2-durability"}),
+         "wipe-inference": ("inference", {"3.4-durability"})}
+
 # fault -> the criteria it must fail, and nothing else
 EXPECTED = {
     # A missing bucket has no policy at all: both rows fail.
@@ -35,7 +40,7 @@ EXPECTED = {
 
 
 def pytest_addoption(parser):
-    parser.addoption("--fault", choices=sorted(EXPECTED), required=True)
+    parser.addoption("--fault", choices=sorted(EXPECTED) + sorted(WIPED), required=True)
 
 
 def _fault(config) -> str:
@@ -46,6 +51,8 @@ def _fault(config) -> str:
 def pytest_acceptance_local_plan(plan):
     fault = _fault(pytest_config)
     scratch = plan.workdir  # removed with the stack
+    if fault in WIPED:
+        plan.wipe_on_restart = {WIPED[fault][0]}
     if fault == "wrong-setting":
         plan.postgres.max_connections = plan.postgres.max_connections // 2
     elif fault == "file-store":

@@ -1,0 +1,105 @@
+"""The `external` target judges the served model: inference faults behind real endpoints.
+
+One real embedded stack is brought up for the module; the suite then runs as `--target external`
+against its endpoints, with the inference URL pointed at a misbehaving real proxy in front of the
+real MLServer (tests/inference_proxy.py), or at a second real MLServer that serves another model
+under the same name. Each fault must fail exactly its criteria; healthy, everything passes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures import envs
+from fixtures.config import load_values
+from fixtures.local.mlserver import LocalMlserver
+from fixtures.local.provider import LocalProvider
+from fixtures.ports import free_port
+from tests.conftest import statuses
+from tests.inference_proxy import Proxy
+
+# A model that answers 2 to everything, with the same signature (FP64 [-1, 4] -> INT64 [-1]).
+_OTHER_MODEL = r"""
+import sys, mlflow, numpy as np
+from mlflow.models import infer_signature
+from sklearn.dummy import DummyClassifier
+X = np.array([[5.1, 3.5, 1.4, 0.2], [5.7, 2.8, 4.1, 1.3], [6.9, 3.1, 5.1, 2.3]])
+model = DummyClassifier(strategy="constant", constant=2).fit(X, [0, 1, 2])
+mlflow.set_experiment("acceptance-other-model")
+with mlflow.start_run():
+    info = mlflow.sklearn.log_model(model, "model", signature=infer_signature(X, model.predict(X)),
+                                    pip_requirements=["scikit-learn"])
+print(mlflow.register_model(info.model_uri, sys.argv[1]).version)
+"""
+
+EXPECTED = {
+    "fail-share": {"3-load"},
+    "slow": {"3-load"},
+    "wrong-shape": {"3.4-inference"},
+    "wrong-dtype": {"3.4-inference"},
+}
+
+
+@pytest.fixture(scope="module")
+def running_stack():
+    provider = LocalProvider(load_values())
+    try:
+        yield provider.up()
+    finally:
+        provider.down()
+
+
+def run_external(suite_run, stack, inference_url: str):
+    """The whole suite against the stack's endpoints; the DSNs through the environment, not argv."""
+    return suite_run("--target", "external", "--s3-endpoint", stack.s3.endpoint, "--mlflow-uri", stack.mlflow.uri,
+                     "--inference-url", inference_url, "--set", "load_duration_s=4",
+                     env={"ACCEPTANCE_POSTGRES_DSN": stack.postgres.dsn,
+                          "ACCEPTANCE_POSTGRES_ADMIN_DSN": stack.postgres.admin_conninfo})
+
+
+def assert_fails_exactly(done, signoff, expected: set[str]) -> None:
+    assert signoff is not None, f"no signoff.json:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
+    status = statuses(signoff)
+    failed = {cid for cid, s in status.items() if s == "failed"}
+    detail = "\n".join(f"{c['id']} {c['status']}: {c['evidence'][-600:]}" for c in signoff["criteria"]
+                       if c["status"] not in ("passed", "skipped"))
+    assert failed == expected, f"expected {sorted(expected)} to fail, got {sorted(failed)}\n{detail}"
+    service = {c["id"] for c in signoff["criteria"] if c["scope"].startswith("service")}
+    not_passed = {cid for cid in service - failed if status[cid] != "passed"}
+    assert not not_passed, f"{sorted(not_passed)} not passed\n{detail}"
+    assert signoff["verdict"] == ("REJECTED" if expected else "ACCEPTED")
+
+
+def test_a_healthy_external_stack_passes_every_service_criterion(running_stack, suite_run):
+    done, signoff = run_external(suite_run, running_stack, running_stack.inference.url)
+    assert_fails_exactly(done, signoff, set())
+    evidence = {c["id"]: c["evidence"] for c in signoff["criteria"]}
+    assert "predicted by the MLflow" in evidence["3.4-inference"]  # judged against the registered version
+
+
+@pytest.mark.parametrize("mode", sorted(EXPECTED))
+def test_an_inference_fault_fails_exactly_its_criterion(mode, running_stack, suite_run):
+    with Proxy(running_stack.inference.url, mode) as proxy:
+        done, signoff = run_external(suite_run, running_stack, proxy.url)
+    assert_fails_exactly(done, signoff, EXPECTED[mode])
+    if mode == "fail-share":
+        assert proxy.counts["failed"] > 0
+
+
+def test_another_model_served_than_the_registered_version_fails_inference_and_integration(
+        running_stack, suite_run, tmp_path):
+    stack = running_stack
+    done = stack.mlflow.run_client(_OTHER_MODEL, "acceptance-other-model")
+    assert done.returncode == 0, done.stderr[-2000:]
+    version = done.stdout.strip().splitlines()[-1]
+    server = LocalMlserver(envs.mlserver_env(stack.values.mlserver_version), tmp_path, tmp_path, free_port(),
+                           free_port(), free_port(), stack.inference.model_name,
+                           {**stack.mlflow.client_env, "MLFLOW_TRACKING_URI": stack.mlflow.uri})
+    try:
+        server.start(180)
+        server.load(f"models:/acceptance-other-model/{version}", 180)
+        done, signoff = run_external(suite_run, stack, server.url)
+    finally:
+        if server.service:
+            server.service.stop()
+    assert_fails_exactly(done, signoff, {"3.4-inference", "3-integration"})
