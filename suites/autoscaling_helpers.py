@@ -212,6 +212,8 @@ class ScalingExperiment:
             kwok_autoscaling_evidence(evidence, self.stack, self.isvc, feeder, start, self.load_stop)
         for problem in obs.errors[:3] + (feeder.errors[:3] if feeder else []):
             evidence(f"NOTE: {problem}")
+        if request is None:
+            return
         cpu = [(t, c) for t, c, _, _ in feeder.samples] if feeder else None
         first = obs.samples[0][0] if obs.samples else start
         request.node.user_properties.append(("figure", self.auto.chart(

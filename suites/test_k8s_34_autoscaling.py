@@ -45,7 +45,7 @@ def test_autoscaling_objects_match_the_configuration(stack, evidence):
 
 
 @criterion("3.4-autoscaling-load", scope="k8s")
-def test_replicas_follow_the_load(stack, known_input, evidence, request):
+def test_replicas_follow_the_load(stack, evidence, request):
     """Locust loads the inference endpoint; a WATCH on the predictor's Deployment records the ready
     replicas; they must rise above the minimum within the scale-up timeout, never pass the maximum,
     keep the requests succeeding, and be back at the minimum within the autoscaler's scale-down
@@ -53,7 +53,10 @@ def test_replicas_follow_the_load(stack, known_input, evidence, request):
     isvc = isvc_of(stack)
     assert isvc.exists, "the example InferenceService is missing"
     experiment = ScalingExperiment(stack, isvc, evidence)
-    payload = known_input.payload or stack.inference.infer_payload([[5.1, 3.5, 1.4, 0.2]])
+    # The served model's known input (fixtures/reference.py); called outside pytest, a fixed row.
+    lookup = getattr(request, "getfixturevalue", None)
+    known = lookup("known_input").payload if lookup else None
+    payload = known or stack.inference.infer_payload([[5.1, 3.5, 1.4, 0.2]])
     experiment.run(payload, evidence)
     ok, reasons = experiment.judge()
     experiment.record(evidence, request)

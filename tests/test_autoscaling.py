@@ -353,7 +353,7 @@ class Evidence(list):
 
 
 def _run_check(stack):
-    import suites.test_k8s_34_kserve as m34
+    import suites.test_k8s_34_autoscaling as m34
 
     evidence = Evidence()
     request = SimpleNamespace(node=SimpleNamespace(user_properties=[]))

@@ -56,7 +56,9 @@ def _why_not() -> str | None:
 
 pytestmark = [pytestmark, pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "")]
 
+import suites.kserve_helpers as kserve_helpers  # noqa: E402
 import suites.test_3_completion as m3  # noqa: E402  (modules, not functions: pytest must not collect them here)
+import suites.test_k8s_34_autoscaling as m34a  # noqa: E402
 import suites.test_k8s_34_kserve as m34  # noqa: E402
 
 
@@ -117,8 +119,11 @@ def fault(node, name: str, *, mutate=None, sets: dict | None = None, wait_ready:
 
 
 def integration(stack, evidence):
-    """3-integration's check (its arguments are stack, values, evidence)."""
-    m3.test_the_served_model_is_the_registered_version_and_predicts_like_the_local_model(stack, stack.values, evidence)
+    """3-integration's check (its arguments are stack, values, known_input, mlflow_database, evidence)."""
+    from fixtures.reference import build
+
+    m3.test_the_served_model_is_the_registered_version_and_predicts_like_it(stack, stack.values, build(stack, None),
+                                                                            stack.postgres, evidence)
 
 
 def m34_ready(obj: dict) -> bool:
@@ -165,7 +170,7 @@ def test_unbroken_stack_passes_the_kserve_checks(node):
                   m34.test_inference_service_ready_with_url, m34.test_storage_credentials_wired_to_the_predictor,
                   m34.test_predictor_storage_initializer_downloaded_the_model,
                   m34.test_malformed_requests_get_4xx_and_the_predictor_never_restarts,
-                  m34.test_autoscaling_objects_match_the_configuration):
+                  m34a.test_autoscaling_objects_match_the_configuration):
         passes(check, stack)
     passes(integration, stack)
 
@@ -186,7 +191,7 @@ def test_runtime_in_another_namespace_leaves_the_isvc_without_a_runtime(node):
     broken = fault(node, "runtime", mutate=use_it, extra=[elsewhere])
     text = fails(m34.test_mlflow_runtime_visible_from_the_isvc_namespace, broken)
     assert "exists neither in" in text, text
-    text = fails(m34.controller_resolved_runtime, broken)
+    text = fails(kserve_helpers.controller_resolved_runtime, broken)
     assert "RuntimeNotRecognized" in text, text
 
 
@@ -254,7 +259,7 @@ def test_hpa_whose_maximum_is_1_fails_autoscaling_load(node):
     broken = fault(node, "max1", sets={"inference_max_replicas": 1, "autoscaling_load_duration_s": 20,
                                        "autoscaling_scale_up_timeout_s": 20}, wait_ready=True)
     broken.inference = inference_for(node, broken)
-    text = fails(m34.test_replicas_follow_the_load, broken, None)
+    text = fails(m34a.test_replicas_follow_the_load, broken, None)
     assert "rise" in text or "scale" in text, text
 
 

@@ -128,6 +128,8 @@ class _Config:
 import suites.test_k8s_31_minio as m31  # noqa: E402  (modules, not their functions: pytest must not collect them here)
 import suites.test_k8s_32_postgresql as m32  # noqa: E402
 import suites.test_k8s_33_mlflow as m33  # noqa: E402
+import suites.test_k8s_34_autoscaling as m34a  # noqa: E402
+import suites.test_k8s_34_gpu as m34g  # noqa: E402
 import suites.test_k8s_34_kserve as m34  # noqa: E402
 
 
@@ -203,9 +205,9 @@ def test_unbroken_manifests_pass_the_k8s_checks(kube, cluster):
                   m33.test_mlflow_service_with_ready_endpoints, m33.test_mlflow_ingress_routes_to_the_service,
                   m34.test_kserve_crds_established, m34.test_mlflow_runtime_visible_from_the_isvc_namespace,
                   m34.test_storage_credentials_wired_to_the_predictor,
-                  m34.test_gpu_predictor_requests_and_limits_as_configured,
-                  m34.test_gpu_predictor_lands_only_on_gpu_nodes, m34.test_gpu_requests_beyond_free_capacity_stay_pending,
-                  m34.test_autoscaling_objects_match_the_configuration):
+                  m34g.test_gpu_predictor_requests_and_limits_as_configured,
+                  m34g.test_gpu_predictor_lands_only_on_gpu_nodes, m34g.test_gpu_requests_beyond_free_capacity_stay_pending,
+                  m34a.test_autoscaling_objects_match_the_configuration):
         passes(check, stack)
     passes(m31.test_minio_credentials_come_from_a_secret, stack, _Config())
 
@@ -223,14 +225,14 @@ def test_gpu_predictor_without_tolerations_stays_pending(kube, cluster):
         find(objects, "InferenceService", "oumi-model-example")["spec"]["predictor"].pop("tolerations")
 
     stack = deploy(kube, cluster, drop_tolerations)
-    text = fails(m34.test_gpu_predictor_lands_only_on_gpu_nodes, stack)
+    text = fails(m34g.test_gpu_predictor_lands_only_on_gpu_nodes, stack)
     assert "was not scheduled" in text and "untolerated taint" in text, text
-    assert "does not tolerate" in fails(m34.test_gpu_predictor_requests_and_limits_as_configured, stack)
+    assert "does not tolerate" in fails(m34g.test_gpu_predictor_requests_and_limits_as_configured, stack)
 
 
 def test_gpu_request_larger_than_any_node_stays_pending(kube, cluster):
     stack = deploy(kube, cluster, inference_gpu_count=5)  # nodes have 4
-    text = fails(m34.test_gpu_predictor_lands_only_on_gpu_nodes, stack)
+    text = fails(m34g.test_gpu_predictor_lands_only_on_gpu_nodes, stack)
     assert "was not scheduled" in text and "Insufficient nvidia.com/gpu" in text, text
 
 
@@ -239,7 +241,7 @@ def test_gpu_predictor_without_node_selector_fails(kube, cluster):
         find(objects, "InferenceService", "oumi-model-example")["spec"]["predictor"].pop("nodeSelector")
 
     stack = deploy(kube, cluster, drop_selector)
-    assert "nodeSelector differs" in fails(m34.test_gpu_predictor_requests_and_limits_as_configured, stack)
+    assert "nodeSelector differs" in fails(m34g.test_gpu_predictor_requests_and_limits_as_configured, stack)
 
 
 def test_gpu_limit_different_from_the_configuration_fails(kube, cluster):
@@ -248,7 +250,7 @@ def test_gpu_limit_different_from_the_configuration_fails(kube, cluster):
         res["limits"]["nvidia.com/gpu"] = "2"
 
     stack = deploy(kube, cluster, two_gpus)
-    assert "inference_gpu_count=1" in fails(m34.test_gpu_predictor_requests_and_limits_as_configured, stack)
+    assert "inference_gpu_count=1" in fails(m34g.test_gpu_predictor_requests_and_limits_as_configured, stack)
 
 
 def test_gpu_predictor_without_selector_spills_onto_an_unlabelled_gpu_node(kube, cluster):
@@ -260,7 +262,7 @@ def test_gpu_predictor_without_selector_spills_onto_an_unlabelled_gpu_node(kube,
             find(objects, "InferenceService", "oumi-model-example")["spec"]["predictor"].pop("nodeSelector")
 
         stack = deploy(kube, cluster, drop_selector)
-        text = fails(m34.test_gpu_requests_beyond_free_capacity_stay_pending, stack)
+        text = fails(m34g.test_gpu_requests_beyond_free_capacity_stay_pending, stack)
         assert "rogue-gpu-0 lacks labels" in text, text
     finally:
         cluster.remove_nodes(rogue)
@@ -363,7 +365,7 @@ def test_autoscaling_mismatch_fails_3_4_autoscaling_config(kube, cluster):
         find(objects, "InferenceService", "oumi-model-example")["spec"]["predictor"]["maxReplicas"] = 5
 
     stack = deploy(kube, cluster, max5)
-    assert "configured" in fails(m34.test_autoscaling_objects_match_the_configuration, stack)
+    assert "configured" in fails(m34a.test_autoscaling_objects_match_the_configuration, stack)
 
 
 def test_runtime_without_mlflow_v2_fails_3_4_runtime(kube, cluster):
