@@ -29,6 +29,27 @@ def target_container_port(service, number: int, pods) -> int | None:
     return None
 
 
+NO_CONTROLLER = ("the route was read from the Ingress object only: no ingress controller is reachable on this "
+                 "target (a cluster with an ingress controller proves it live)")
+
+
+def request_through_controller(stack, host: str, path: str, accept, evidence) -> None:
+    """Send a request with the Host header through the ingress controller when the target reaches one
+    (stack.ingress_url, set by its provider), and judge the answer with `accept(response)`; without
+    one the route is only declared."""
+    import requests
+
+    url = getattr(stack, "ingress_url", None)
+    if not url:
+        evidence.proof("declared", NO_CONTROLLER)
+        return
+    response = requests.get(url.rstrip("/") + path, headers={"Host": host}, timeout=15)
+    evidence(f"GET {path} with Host: {host} through the ingress controller at {url} -> HTTP {response.status_code}",
+             proof="live")
+    assert accept(response), (f"through the ingress controller, Host {host} {path} answered HTTP "
+                              f"{response.status_code}: {response.text[:200]}")
+
+
 def check_ingress(k8s, namespace: str, enabled: bool, host: str, service_name: str, want_port: int, evidence):
     ingresses = k8s.ingresses(namespace)
     svc = k8s.service(service_name, namespace)
@@ -72,3 +93,30 @@ def check_service(svc, port: int, pods, component: str, evidence) -> None:
     pod_ips = {p.ip for p in pods if p.ready}
     assert set(svc.ready_addresses) <= pod_ips, (
         f"endpoints {svc.ready_addresses} are not the ready {component} pods {sorted(pod_ips)}")
+
+
+def run_cronjob_once(k8s, cronjob, timeout: float) -> dict:
+    """Create a Job from a CronJob's template (as `kubectl create job --from=cronjob/NAME`), wait until it
+    completed or failed, delete it; return its last state."""
+    import secrets
+
+    from fixtures.kube.client import WaitTimeout
+
+    name = f"{cronjob.name[:40]}-acceptance-{secrets.token_hex(3)}"
+    spec = dict(cronjob.get("spec.jobTemplate.spec"))
+    body = {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": cronjob.namespace,
+                         "annotations": {"cronjob.kubernetes.io/instantiate": "manual"}},
+            "spec": spec}
+    k8s.create(body)
+    try:
+        def finished(o: dict) -> bool:
+            return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                       for c in (o.get("status") or {}).get("conditions") or [])
+        try:
+            return k8s.wait_for("batch/v1", "Job", name, cronjob.namespace, finished, timeout=timeout,
+                                what="the backup Job finished")
+        except WaitTimeout as exc:
+            raise AssertionError(f"the backup Job {cronjob.namespace}/{name} did not finish: {exc}") from None
+    finally:
+        k8s.delete("batch/v1", "Job", name, cronjob.namespace, propagation="Foreground")

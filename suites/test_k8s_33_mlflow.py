@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from suites.k8s_helpers import check_ingress, check_service
+from suites.k8s_helpers import check_ingress, check_service, request_through_controller
 
 criterion = pytest.mark.criterion
 
@@ -108,3 +108,6 @@ def test_mlflow_ingress_routes_to_the_service(stack, evidence):
     v = stack.values
     check_ingress(stack.k8s, v.mlflow_namespace, v.mlflow_ingress_enabled, v.mlflow_ingress_host, "mlflow",
                   v.mlflow_port, evidence)
+    if v.mlflow_ingress_enabled:
+        request_through_controller(stack, v.mlflow_ingress_host, "/health",
+                                   lambda r: r.status_code == 200 and r.text.strip() == "OK", evidence)

@@ -71,8 +71,15 @@ def kube(cluster):
 
 
 class Evidence(list):
-    def __call__(self, text: str) -> None:
+    """The checks' `evidence` (fixtures/evidence.py), recording into a list."""
+
+    def __call__(self, text: str, proof: str | None = None, note: str = "") -> None:
         self.append(str(text))
+        if proof:
+            self.proof(proof, note)
+
+    def proof(self, kind: str, note: str = "") -> None:
+        self.append(f"proof {kind}: {note}")
 
 
 def deploy(kube, cluster, mutate=None, wait: float = 20, storage: bool = True, **sets):
