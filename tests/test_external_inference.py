@@ -103,3 +103,29 @@ def test_another_model_served_than_the_registered_version_fails_inference_and_in
         if server.service:
             server.service.stop()
     assert_fails_exactly(done, signoff, {"3.4-inference", "3-integration"})
+
+
+def test_a_missing_database_fails_its_row_and_blocks_the_rows_that_need_it(running_stack, suite_run):
+    """PostgreSQL without the configured database: 3.2-database is the root failure; the rows that read
+    MLflow's tables say `blocked by 3.2-database`; version, settings and docs are still judged (passed)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    stack = running_stack
+    missing = "acceptance_no_such_db"
+    dsn = urlunsplit(urlsplit(stack.postgres.dsn)._replace(path=f"/{missing}"))
+    done, signoff = suite_run("--target", "external", "--s3-endpoint", stack.s3.endpoint, "--mlflow-uri",
+                              stack.mlflow.uri, "--inference-url", stack.inference.url, "--set", "load_duration_s=2",
+                              "--set", f"postgresql_database={missing}",
+                              env={"ACCEPTANCE_POSTGRES_DSN": dsn,
+                                   "ACCEPTANCE_POSTGRES_ADMIN_DSN": stack.postgres.admin_conninfo})
+    assert signoff is not None, done.stdout[-3000:]
+    rows = {c["id"]: c for c in signoff["criteria"]}
+    blocked = {"3.2-schema", "3.2-backup", "3.3-backend", "3-integration"}
+    assert {cid for cid, c in rows.items() if c["status"] == "failed"} == {"3.2-database"} | blocked
+    for cid in blocked:
+        assert rows[cid]["blocked_by"] == ["3.2-database"], rows[cid]
+    assert rows["3.2-database"]["blocked_by"] == []
+    for cid in ("3.2-version", "3.2-settings", "3-docs"):
+        assert rows[cid]["status"] == "passed", rows[cid]
+    assert signoff["verdict"] == "REJECTED"
+    assert signoff["verdict_detail"]["root_failures"] == ["3.2-database"]

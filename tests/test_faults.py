@@ -3,7 +3,7 @@
 import pytest
 
 from tests.conftest import statuses
-from tests.faults import EXPECTED
+from tests.faults import EXPECTED, PARTIAL
 from tests.leftovers import assert_nothing_left
 
 
@@ -33,3 +33,14 @@ def test_a_version_the_running_stack_does_not_match_fails_its_criterion(suite_ru
     failed = {cid for cid, s in statuses(signoff).items() if s == "failed"}
     assert failed == {"3.2-version"}, failed
     assert_nothing_left(run_tmpdir)
+
+
+@pytest.mark.parametrize("fault", sorted(PARTIAL))
+def test_a_half_that_cannot_run_here_is_partial_never_passed(fault, suite_run):
+    done, signoff = suite_run("-p", "tests.faults", "--fault", fault, "-k", "backup", "--set", "load_duration_s=3")
+    assert signoff is not None, done.stdout[-3000:]
+    rows = {c["id"]: c for c in signoff["criteria"]}
+    for cid in PARTIAL[fault]:
+        assert rows[cid]["status"] == "partial", rows[cid]
+        assert rows[cid]["evidence"].startswith("partial: "), rows[cid]["evidence"]
+    assert signoff["verdict"] == "INCOMPLETE"
