@@ -49,11 +49,19 @@ def running_stack():
         provider.down()
 
 
+def dsn_of(stack, database: str | None = None) -> str:
+    from urllib.parse import quote
+
+    pg, v = stack.postgres, stack.values
+    return (f"postgresql://{quote(v.postgresql_user)}:{quote(v.postgresql_password, safe='')}@{pg.host}:{pg.port}/"
+            f"{database or pg.database}")
+
+
 def run_external(suite_run, stack, inference_url: str):
     """The whole suite against the stack's endpoints; the DSNs through the environment, not argv."""
     return suite_run("--target", "external", "--s3-endpoint", stack.s3.endpoint, "--mlflow-uri", stack.mlflow.uri,
                      "--inference-url", inference_url, "--set", "load_duration_s=4",
-                     env={"ACCEPTANCE_POSTGRES_DSN": stack.postgres.dsn,
+                     env={"ACCEPTANCE_POSTGRES_DSN": dsn_of(stack),
                           "ACCEPTANCE_POSTGRES_ADMIN_DSN": stack.postgres.admin_conninfo})
 
 
@@ -108,11 +116,9 @@ def test_another_model_served_than_the_registered_version_fails_inference_and_in
 def test_a_missing_database_fails_its_row_and_blocks_the_rows_that_need_it(running_stack, suite_run):
     """PostgreSQL without the configured database: 3.2-database is the root failure; the rows that read
     MLflow's tables say `blocked by 3.2-database`; version, settings and docs are still judged (passed)."""
-    from urllib.parse import urlsplit, urlunsplit
-
     stack = running_stack
     missing = "acceptance_no_such_db"
-    dsn = urlunsplit(urlsplit(stack.postgres.dsn)._replace(path=f"/{missing}"))
+    dsn = dsn_of(stack, missing)
     done, signoff = suite_run("--target", "external", "--s3-endpoint", stack.s3.endpoint, "--mlflow-uri",
                               stack.mlflow.uri, "--inference-url", stack.inference.url, "--set", "load_duration_s=2",
                               "--set", f"postgresql_database={missing}",
