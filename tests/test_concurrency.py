@@ -34,14 +34,33 @@ def _start(args, report_dir: Path, tmpdir: Path) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_two_runs_at_once_both_finish_green_with_their_own_reports(tmp_path, two_tmpdirs):
+def _kwok_missing() -> str | None:
+    from fixtures.kube.cluster import REQUIRED_BINARIES
+    from fixtures.kube.toolchain import binary_paths
+
+    missing = [b for b, p in binary_paths(REQUIRED_BINARIES + ("metrics-server",)).items() if not os.access(p, os.X_OK)]
+    return f"kwok binaries {missing} not built (python -m fixtures.kube.toolchain ensure)" if missing else None
+
+
+TARGETS = [
+    pytest.param([], id="local"),
+    # Two control planes and two embedded stacks: kwokctl's ports, cluster names and the kubeconfigs
+    # must not collide either. Only where the binaries are built (a cold build takes ~10 minutes).
+    pytest.param(["--target", "kwok"], id="kwok",
+                 marks=[pytest.mark.skipif(bool(_kwok_missing()), reason=_kwok_missing() or ""),
+                        pytest.mark.timeout(2400)]),
+]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_two_runs_at_once_both_finish_green_with_their_own_reports(target, tmp_path, two_tmpdirs):
     report_dir = tmp_path / "out"  # the same folder for both, as two `tox -e local` would use
-    runs = [_start(["--set", "load_duration_s=3"], report_dir, tmpdir) for tmpdir in two_tmpdirs]
+    runs = [_start([*target, "--set", "load_duration_s=3"], report_dir, tmpdir) for tmpdir in two_tmpdirs]
     outputs = []
     try:
         for run in runs:
             # Hang guard only: two runs on a loaded 2-core machine take a few minutes.
-            outputs.append(run.communicate(timeout=1500))
+            outputs.append(run.communicate(timeout=2000))
     finally:
         for run in runs:
             if run.poll() is None:
@@ -54,9 +73,14 @@ def test_two_runs_at_once_both_finish_green_with_their_own_reports(tmp_path, two
                for _, err in outputs), [err[-500:] for _, err in outputs]
     for folder in folders:
         signoff = json.loads((folder / "signoff.json").read_text())
-        service = {c["id"] for c in signoff["criteria"] if c["scope"].startswith("service")}
         status = statuses(signoff)
-        assert all(status[cid] == "passed" for cid in service), {cid: status[cid] for cid in service}
+        # Every criterion the target can judge was judged and none failed (kwok's simulated rows are partial).
+        bad = {cid: s for cid, s in status.items() if s in ("failed", "not-run")}
+        assert not bad, bad
+        service = {c["id"] for c in signoff["criteria"] if c["scope"].startswith("service")}
+        # kwok: a service criterion with a Kubernetes-only part (a predictor restart, the backup Job) is partial.
+        allowed = ("passed",) if not target else ("passed", "partial")
+        assert all(status[cid] in allowed for cid in service), {cid: status[cid] for cid in service}
         assert (folder / "acceptance.html").exists() and (folder / "junit.xml").exists()
     for tmpdir in two_tmpdirs:
         assert_nothing_left(tmpdir)
