@@ -1,0 +1,127 @@
+"""The node target's figures: image builds (cold/warm), node Ready, stack Ready, verdict, peak memory.
+
+    python benchmarks/node.py [--cold-images] [--no-suite]
+
+- images: each stack image built (--cold-images: its cached archive moved aside first, restored
+  if the build fails) or found in the cache (warm);
+- node: `python -m fixtures.node up --hold 0` (a bare node: certificates reused, images imported);
+  its own timings (to node Ready, in all) and the teardown;
+- suite: `pytest suites/ --target node` in a subprocess: to stack Ready (the session fixture's
+  setup), to verdict (the whole run); peak memory of the machine above the baseline before it
+  (the node's components and containers are not children of pytest: they run in sessions and
+  cgroups of their own, so the whole machine is sampled, every 0.5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+class PeakMemory:
+    def __init__(self):
+        self.baseline = psutil.virtual_memory().used
+        self.peak = self.baseline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.5):
+            self.peak = max(self.peak, psutil.virtual_memory().used)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def above_baseline_mib(self) -> float:
+        return round((self.peak - self.baseline) / 2**20)
+
+
+def images(cold: bool) -> None:
+    from fixtures.config import load_values
+    from fixtures.node.images import archive_path, build
+    from fixtures.node.stack_images import stack_images
+
+    for spec in stack_images(load_values()):
+        cached = archive_path(spec)
+        aside = cached.with_suffix(".bench-aside") if cold and cached.exists() else None
+        if aside:
+            cached.rename(aside)
+        started = time.monotonic()
+        try:
+            archive, built = build(spec, progress=lambda _line: None)
+        except Exception:
+            if aside:
+                aside.rename(cached)
+            raise
+        if aside:
+            aside.unlink()
+        print(f"image {spec.reference}: {'built (cold)' if built else 'cached (warm)'} in "
+              f"{time.monotonic() - started:.1f} s, {archive.stat().st_size / 2**20:.0f} MiB", flush=True)
+
+
+def bare_node() -> None:
+    with PeakMemory() as mem:
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "fixtures.node", "up", "--hold", "0"], cwd=ROOT,
+                              capture_output=True, text=True)
+        total = time.monotonic() - started
+    ready = next((ln for ln in done.stdout.splitlines() if ln.startswith("ready ")), None)
+    if done.returncode or not ready:
+        print(f"node: failed ({done.returncode}): {(done.stdout + done.stderr)[-1500:]}")
+        return
+    timings = json.loads(ready.split(" ", 2)[2])
+    print(f"node: Ready {timings['node_ready_s']} s after its images were imported; up in all {timings['up_s']} s; "
+          f"up + teardown {total:.1f} s; peak memory +{mem.above_baseline_mib} MiB", flush=True)
+
+
+def suite() -> None:
+    with tempfile.TemporaryDirectory() as reports, PeakMemory() as mem:
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "pytest", "suites/", "-q", "--target", "node", "--durations=0",
+                               "--durations-min=0", "--report-dir", reports], cwd=ROOT, capture_output=True, text=True)
+        verdict = time.monotonic() - started
+        signoff = Path(reports, "signoff.json")
+        summary = json.loads(signoff.read_text())["summary"] if signoff.exists() else "no signoff.json"
+    setups = [float(m.group(1)) for m in re.finditer(r"^([\d.]+)s setup\s+\S+", done.stdout, re.M)]
+    stack_ready = max(setups) if setups else float("nan")
+    print(f"suite --target node: exit {done.returncode}; stack Ready {stack_ready:.1f} s (session setup); "
+          f"verdict {verdict:.1f} s; peak memory +{mem.above_baseline_mib} MiB above the machine's baseline; "
+          f"summary {summary}", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cold-images", action="store_true", help="rebuild every stack image (minutes)")
+    parser.add_argument("--no-suite", action="store_true", help="skip the suite run")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("benchmarks/node.py needs root (the node target does)")
+        return 2
+    images(args.cold_images)
+    bare_node()
+    if not args.no_suite:
+        suite()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The stack as real pods on the node target, and the Kubernetes checks' teeth against real pods.
+
+One node for the module (fixtures.kube.providers.node: the real provider path, images built here):
+- the healthy stack passes every 3.1/3.2/3.3 Kubernetes check, the backup CronJob's own Job
+  included (run now, its dump restored with identical row counts);
+- then one defect at a time, each in a scratch namespace of its own (the MinIO objects of the
+  manifests, rendered into it) or on the stack's own CronJob (restored afterwards), and the check
+  of exactly that criterion fails, naming what it saw: an image that does not exist locally, a
+  PVC of a storage class the node lacks, a Service whose selector matches no pod, credentials as
+  a literal env value, an Ingress for another host, a backup CronJob whose command fails.
+
+The suite run as a user runs it (`pytest suites/ --target node`) is test_node_suite_run.py's.
+Needs root, Linux, the node's Debian packages and the Go binaries: skipped with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from types import SimpleNamespace
+
+import pytest
+
+from fixtures.config import load_values
+from tests.test_node import _why_not
+
+pytestmark = [pytest.mark.timeout(2400), pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "")]
+
+import suites.test_k8s_31_minio as m31  # noqa: E402  (modules, not functions: pytest must not collect them here)
+import suites.test_k8s_32_postgresql as m32  # noqa: E402
+import suites.test_k8s_33_mlflow as m33  # noqa: E402
+
+
+class Evidence(list):
+    def __call__(self, text: str) -> None:
+        self.append(str(text))
+
+    def blocked_by(self, criterion: str, why: str) -> None:
+        pytest.fail(f"blocked by {criterion}: {why}")
+
+
+class _Config:
+    def getoption(self, name, default=None):
+        return "dev" if name == "profile" else default
+
+
+@pytest.fixture(scope="module")
+def node():
+    from fixtures.kube.options import KubeOptions
+    from fixtures.kube.providers.node import NodeProvider
+
+    provider = NodeProvider(load_values(), options=KubeOptions.defaults(timeout=900))
+    try:
+        stack = provider.up()
+        yield SimpleNamespace(provider=provider, stack=stack, kube=stack.k8s)
+    finally:
+        provider.down()
+
+
+def run(check, stack, *args) -> list[str]:
+    evidence = Evidence()
+    check(stack, *args[:1], evidence, *args[1:]) if args and args[0] is not None else check(stack, evidence)
+    return evidence
+
+
+def fails(check, stack, *extra) -> str:
+    evidence = Evidence()
+    with pytest.raises(AssertionError) as info:
+        check(stack, evidence, *extra)
+    return f"{info.value}\n" + "\n".join(evidence)
+
+
+# --- the healthy stack --------------------------------------------------------------------------
+
+def test_the_healthy_stack_passes_the_31_32_33_kubernetes_checks(node):
+    stack = node.stack
+    assert not [n for n in stack.notes if n.startswith("not ready")], stack.notes
+    for check in (m31.test_minio_pods_running_and_ready, m31.test_minio_claim_bound_and_mounted_at_the_data_path,
+                  m31.test_minio_service_ports_and_ready_endpoints, m31.test_minio_ingress_routes_to_the_service,
+                  m32.test_postgresql_statefulset_ready, m32.test_postgresql_claim_template_bound,
+                  m32.test_postgresql_service_with_ready_endpoints, m32.test_backup_cronjob_scheduled,
+                  m33.test_mlflow_replicas_ready_and_probes_hit_health, m33.test_mlflow_config_and_credentials_from_secret,
+                  m33.test_mlflow_service_with_ready_endpoints, m33.test_mlflow_ingress_routes_to_the_service):
+        check(stack, Evidence())
+    m31.test_minio_credentials_come_from_a_secret(stack, Evidence(), _Config())
+    # Real pods, real volumes: the claims were bound by the node's provisioner, not made by the suite.
+    pvs = node.kube.list("v1", "PersistentVolume")
+    assert pvs and all(pv["spec"].get("hostPath", {}).get("path", "").startswith("/tmp/hostpath_pv") for pv in pvs), pvs
+
+
+def test_the_backup_cronjobs_own_job_runs_and_its_dump_restores(node):
+    evidence = Evidence()
+    m32.test_backup_job_from_the_cronjob_runs_and_its_dump_restores(node.stack, node.stack.postgres, evidence)
+    assert any("restored into" in e for e in evidence), evidence
+
+
+def test_a_backup_cronjob_whose_command_fails_fails_the_backup_check(node):
+    kube, v = node.kube, node.stack.values
+    ns = v.postgresql_namespace
+    original = kube.read("batch/v1", "CronJob", "postgresql-backup", ns)
+    broken = {"apiVersion": "batch/v1", "kind": "CronJob",
+              "metadata": {"name": "postgresql-backup", "namespace": ns},
+              "spec": copy.deepcopy(original["spec"])}
+    pod = broken["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    pod["initContainers"][0]["command"] = ["sh", "-c", f"echo pg_dump --dbname={v.postgresql_database} >&2; exit 3"]
+    broken["spec"]["jobTemplate"]["spec"]["backoffLimit"] = 0
+    kube.apply(broken)
+    try:
+        evidence = Evidence()
+        with pytest.raises((AssertionError, pytest.fail.Exception)) as info:
+            m32.test_backup_job_from_the_cronjob_runs_and_its_dump_restores(node.stack, node.stack.postgres, evidence)
+        assert "the backup Job failed" in str(info.value), info.value
+    finally:
+        restored = {"apiVersion": "batch/v1", "kind": "CronJob",
+                    "metadata": {"name": "postgresql-backup", "namespace": ns}, "spec": original["spec"]}
+        kube.apply(restored)
+
+
+# --- defects in a scratch namespace: MinIO's objects of the manifests, one defect each --------------
+
+def deploy_minio(node, mutate=None, wait: float = 60, **sets):
+    """Render the manifests with every namespace set to a fresh one, keep the namespace and MinIO's
+    objects (minio/*.j2 but the bucket Job), break them with `mutate`, apply, wait; a stack-like object."""
+    from fixtures.kube.deploy import Deployer
+    from fixtures.kube.manifests import apply_order, render_manifests
+    from fixtures.node.stack_images import image_values
+
+    ns = f"t-{secrets.token_hex(3)}"
+    assignments = [f"{k}={ns}" for k in ("minio_namespace", "postgresql_namespace", "mlflow_namespace")]
+    assignments += [f"{k}={val}" for k, val in sets.items()]
+    base = load_values(sets=assignments)
+    values = base.model_copy(update=image_values(base))
+    objects = [copy.deepcopy(dict(o)) for o in apply_order(render_manifests(values))
+               if o.source.startswith("minio/") and "buckets" not in o.source or o["kind"] == "Namespace"]
+    objects = [o for o in objects if o["kind"] != "Namespace" or o["metadata"]["name"] == ns]
+    if mutate:
+        mutate(objects)
+    deployer = Deployer(node.kube)
+    applied = deployer.apply(objects)
+    not_ready = deployer.wait_ready(applied, timeout=wait)
+    node.provider.deployer.result.applied.extend(deployer.result.applied)  # deleted with the stack's
+    return SimpleNamespace(values=values, k8s=node.kube, namespace=ns, not_ready=not_ready, deployer=deployer)
+
+
+def find(objects, kind, name="minio"):
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def minio_container(objects):
+    return find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_an_image_that_does_not_exist_locally_fails_the_pod_check(node):
+    def absent(objects):
+        minio_container(objects)["image"] = "localhost/mlops-acceptance/absent:1"
+
+    stack = deploy_minio(node, absent, wait=20)
+    text = fails(m31.test_minio_pods_running_and_ready, stack)
+    assert "0/1" in text or "ready" in text, text
+    # And the pod says why: the kubelet could not pull what is not there.
+    pods = node.kube.pods(stack.namespace, "app=minio")
+    reasons = {s.get("state", {}).get("waiting", {}).get("reason") for p in pods for s in p.get("status.containerStatuses", [])}
+    assert reasons & {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"}, reasons
+
+
+def test_a_storage_class_the_node_lacks_fails_the_storage_check(node):
+    stack = deploy_minio(node, wait=20, minio_storage_class="absent-class")
+    text = fails(m31.test_minio_claim_bound_and_mounted_at_the_data_path, stack)
+    assert "Pending" in text, text
+
+
+def test_a_service_selecting_no_pod_fails_the_service_check(node):
+    def nobody(objects):
+        find(objects, "Service")["spec"]["selector"] = {"app": "nobody"}
+
+    stack = deploy_minio(node, nobody)
+    text = fails(m31.test_minio_service_ports_and_ready_endpoints, stack)
+    assert "endpoint" in text.lower(), text
+    # The pod itself is fine: only the Service is broken.
+    m31.test_minio_pods_running_and_ready(stack, Evidence())
+
+
+def test_credentials_as_a_literal_env_value_fail_the_credentials_check(node):
+    def literal(objects):
+        env = minio_container(objects)["env"]
+        for e in env:
+            if e["name"] == "MINIO_ROOT_PASSWORD":
+                e.pop("valueFrom")
+                e["value"] = stack_values.minio_secret_key
+
+    stack_values = load_values()
+    stack = deploy_minio(node, literal)
+    text = fails(m31.test_minio_credentials_come_from_a_secret, stack, _Config())
+    assert "MINIO_ROOT_PASSWORD" in text and stack_values.minio_secret_key not in text, text
+
+
+def test_an_ingress_for_another_host_fails_the_ingress_check(node):
+    def other_host(objects):
+        find(objects, "Ingress")["spec"]["rules"][0]["host"] = "other.example.org"
+
+    stack = deploy_minio(node, other_host)
+    text = fails(m31.test_minio_ingress_routes_to_the_service, stack)
+    assert "no Ingress" in text and "serves host" in text, text

@@ -1,0 +1,27 @@
+"""`pytest suites/ --target node` as a user runs it: a real node, the stack as real pods, and every
+3.1, 3.2 and 3.3 criterion passes (service and Kubernetes scope), observed on real pods; the host is
+restored afterwards. Needs root, Linux, the node's Debian packages and the Go binaries."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.node.host import snapshot, snapshot_diff
+from tests.conftest import statuses
+from tests.test_node import _why_not
+
+pytestmark = [pytest.mark.timeout(2400), pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "")]
+
+
+def test_the_suite_on_the_node_target_passes_31_32_33(suite_run):
+    before = snapshot()
+    done, signoff = suite_run("--target", "node", "--kube-timeout", "900", timeout=2400)
+    assert signoff is not None, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = {cid: status for cid, status in statuses(signoff).items() if cid.split("-")[0] in ("3.1", "3.2", "3.3")}
+    bad = {cid: status for cid, status in rows.items() if status != "passed"}
+    evidence = {c["id"]: c.get("evidence") for c in signoff["criteria"] if c["id"] in bad}
+    assert rows and not bad, f"{bad}\n{evidence}\n{done.stdout[-3000:]}"
+    assert signoff["target"] == "node"
+    assert any("SeaweedFS" in n for n in signoff.get("notes", [])), signoff.get("notes")
+    diff = snapshot_diff(before, snapshot())
+    assert not diff, "the suite run left the host changed:\n" + "\n".join(diff)
