@@ -14,12 +14,11 @@ criterion = pytest.mark.criterion
 
 
 def data_path(container) -> str | None:
-    """MinIO's data path: the first argument after `server` that is not an option."""
+    """The S3 server's data path: MinIO's first argument after `server` that is not an option; for
+    another server standing in (its arguments are values: s3_server_args), its first absolute path."""
     args = container.command + container.args
-    if "server" not in args:
-        return None
-    rest = args[args.index("server") + 1:]
-    return next((a for a in rest if not a.startswith("-")), None)
+    rest = args[args.index("server") + 1:] if "server" in args else args
+    return next((a for a in rest if not a.startswith("-") and ("server" in args or a.startswith("/"))), None)
 
 
 @criterion("3.1-pods", scope="k8s")
