@@ -96,7 +96,8 @@ def bare_node() -> None:
 def suite() -> None:
     with tempfile.TemporaryDirectory() as reports, PeakMemory() as mem:
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "pytest", "suites/", "-q", "--target", "node", "--durations=0",
+        done = subprocess.run([sys.executable, "-m", "pytest", "suites/", "-q", "--target", "node", "--values",
+                               "manifests/values/node.yaml", "--durations=0",
                                "--durations-min=0", "--report-dir", reports], cwd=ROOT, capture_output=True, text=True)
         verdict = time.monotonic() - started
         signoff = Path(reports, "signoff.json")

@@ -49,7 +49,8 @@ def node():
     from fixtures.kube.options import KubeOptions
     from fixtures.kube.providers.node import NodeProvider
 
-    provider = NodeProvider(load_values(), options=KubeOptions.defaults(timeout=900))
+    # Without KServe: this module is about 3.1-3.3 (KServe on node: tests/test_kserve_node_faults.py).
+    provider = NodeProvider(load_values(), options=KubeOptions.defaults(timeout=900), kserve=False)
     try:
         stack = provider.up()
         yield SimpleNamespace(provider=provider, stack=stack, kube=stack.k8s)
