@@ -232,7 +232,6 @@ class ReplicaObserver:
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._watchers: list = []
 
     # lifecycle
     def start(self) -> "ReplicaObserver":
@@ -248,8 +247,6 @@ class ReplicaObserver:
 
     def stop(self) -> None:
         self._stop.set()
-        for w in list(self._watchers):
-            w.stop()
         for t in self._threads:
             t.join(timeout=6)
 
@@ -314,49 +311,13 @@ class ReplicaObserver:
                 self._changed.notify_all()
 
     def _watch(self, api_version: str, kind: str, name: str, on_object: Callable[[dict], None]) -> None:
-        from kubernetes import watch
-        from kubernetes.client.rest import ApiException
+        from fixtures.kube import wait
 
-        res = self.k8s.resource(api_version, kind)
-        ns = self.target.namespace
-        selector = f"metadata.name={name}"
-        rv = None
-        while not self._stop.is_set():
-            try:
-                if rv is None:  # list first: the state now, then every change from there
-                    listed = res.get(namespace=ns, field_selector=selector)
-                    for item in listed.items:
-                        on_object(item.to_dict())
-                    rv = listed.metadata.resourceVersion
-                w = watch.Watch()
-                self._watchers.append(w)
-                try:
-                    # The server ends the watch after `timeout` s; the loop re-watches from the last version.
-                    for event in self.k8s.dyn.watch(res, namespace=ns, field_selector=selector, resource_version=rv,
-                                                    timeout=5, watcher=w):
-                        raw = event.get("raw_object")
-                        obj = raw if isinstance(raw, dict) else event["object"].to_dict()
-                        if event["type"] == "ERROR":
-                            raise ApiException(status=obj.get("code", 500), reason=obj.get("message"))
-                        rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
-                        if event["type"] in ("ADDED", "MODIFIED"):
-                            on_object(obj)
-                        if self._stop.is_set():
-                            break
-                finally:
-                    self._watchers.remove(w)
-            except ApiException as exc:
-                if exc.status == 410:
-                    rv = None  # expired: list again
-                    continue
-                self.errors.append(f"watch {kind} {name}: {exc.status} {exc.reason}")
-                self._stop.wait(1)  # the API refused: retry without spinning
-            except Exception as exc:  # noqa: BLE001 - a dropped connection: watch again
-                if self._stop.is_set():
-                    return
-                self.errors.append(f"watch {kind} {name}: {type(exc).__name__}: {str(exc)[:200]}")
-                rv = None
-                self._stop.wait(1)
+        # The state now (SYNC, after every list), then every change; API errors are recorded, not raised.
+        for event, payload in wait.changes(self.k8s, api_version, kind, self.target.namespace, name=name,
+                                           stop=self._stop, errors=self.errors):
+            for obj in payload if event == wait.SYNC else [payload] if event != "DELETED" else []:
+                on_object(obj)
 
 
 # --- kwok: the simulated pods' CPU from the real MLServer --------------------------------------
