@@ -16,13 +16,13 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fixtures.ports import free_port
 from load.shapes import SHAPES
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -132,7 +132,7 @@ def run_load(base_url: str, infer_path: str, payload: dict | bytes, *, users: in
                # Failed requests are results to report, not a reason for Locust to fail.
                "--exit-code-on-error", "0"]
         if processes > 1:
-            port = _free_port()
+            port = free_port()
             cmd += ["--processes", str(processes), "--master-bind-host", "127.0.0.1",
                     "--master-bind-port", str(port), "--master-port", str(port)]
         # Nothing from the caller's LOCUST_* variables (Locust reads them as options).
@@ -154,12 +154,6 @@ def _require_locust(python: str) -> None:
         raise LoadError(f"cannot run the load: no Python at {python}") from None
     if not found:
         raise LoadError(f"cannot run the load: locust is not installed for {python}; {INSTALL_HINT}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(cmd: list[str], cwd: Path, env: dict, log: Path, timeout: float) -> None:

@@ -69,19 +69,19 @@ def test_upload_list_download_delete_roundtrip(stack, evidence):
     bucket = f"acceptance-scratch-{uuid.uuid4().hex[:12]}"
     payload = os.urandom(3 * 1024 * 1024 + 17)  # over the 1 MiB boundary some servers chunk at
     digest = hashlib.sha256(payload).hexdigest()
-    s3.create_bucket(Bucket=bucket)
+    s3.make_bucket(bucket)
     try:
-        s3.put_object(Bucket=bucket, Key="roundtrip/blob.bin", Body=payload)
-        listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        stack.s3.put(bucket, "roundtrip/blob.bin", payload)
+        listed = stack.s3.bucket(bucket).keys()
         assert listed == ["roundtrip/blob.bin"], f"listing shows {listed}"
-        back = s3.get_object(Bucket=bucket, Key="roundtrip/blob.bin")["Body"].read()
+        back = stack.s3.read(bucket, "roundtrip/blob.bin")
         assert hashlib.sha256(back).hexdigest() == digest, "downloaded bytes differ from the upload"
-        s3.delete_object(Bucket=bucket, Key="roundtrip/blob.bin")
-        assert not s3.list_objects_v2(Bucket=bucket).get("Contents"), "object still listed after delete"
+        s3.remove_object(bucket, "roundtrip/blob.bin")
+        assert not stack.s3.bucket(bucket).keys(), "object still listed after delete"
     finally:
-        for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
-        s3.delete_bucket(Bucket=bucket)
+        for key in stack.s3.bucket(bucket).keys():
+            s3.remove_object(bucket, key)
+        s3.remove_bucket(bucket)
     assert bucket not in stack.s3.bucket_names(), f"scratch bucket {bucket} still exists after delete"
     evidence(f"bucket {bucket} created; {len(payload)} bytes uploaded, listed, downloaded with sha256 {digest[:16]}..., "
              "object and bucket deleted")

@@ -107,7 +107,7 @@ def test_artifacts_land_in_the_configured_bucket(stack, values, client_workflow,
     assert found is not None and found[0] == values.artifact_bucket, (
         f"artifacts go to {artifact_uri}, not to the configured bucket {values.artifact_bucket}")
     key = found[1].rstrip("/") + "/acceptance/artifact.txt"
-    body = stack.s3.client.get_object(Bucket=found[0], Key=key)["Body"].read().decode()
+    body = stack.s3.read(found[0], key).decode()
     evidence(f"s3://{found[0]}/{key} holds {body!r}")
     assert body == f"acceptance {client_workflow['tag']}"
 

@@ -84,17 +84,17 @@ def pytest_acceptance_stack_ready(stack):
     s3 = stack.s3.client
     if fault == "missing-bucket":
         for key in stack.s3.bucket("datasets").keys():
-            s3.delete_object(Bucket="datasets", Key=key)
-        s3.delete_bucket(Bucket="datasets")
+            s3.remove_object("datasets", key)
+        s3.remove_bucket("datasets")
     elif fault == "public-bucket":
-        s3.put_bucket_policy(Bucket="models", Policy=json.dumps(policy_document("models", "download")))
+        s3.set_bucket_policy("models", json.dumps(policy_document("models", "download")))
     elif fault == "no-pg-tools":
         stack.pg_tools = {}
     elif fault == "manual-buckets":
         for bucket in stack.values.minio_buckets[1:]:
-            s3.create_bucket(Bucket=bucket.name)
+            s3.make_bucket(bucket.name)
     elif fault == "prefix-policy":
-        s3.put_bucket_policy(Bucket="datasets", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        s3.set_bucket_policy("datasets", json.dumps({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:GetObject"],
              "Resource": ["arn:aws:s3:::datasets/acceptance-probe-2/*"]}]}))
 

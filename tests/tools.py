@@ -18,7 +18,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from fixtures.kube.toolchain import cache_root, locked, usable
+from fixtures.cache import locked
+from fixtures.cache import root as cache_root
+from fixtures.kube.toolchain import usable
 
 # The newest release on the module proxy when this was written (`go list -m -versions
 # github.com/rhysd/actionlint`); ACTIONLINT_VERSION overrides it.

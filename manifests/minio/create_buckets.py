@@ -1,18 +1,23 @@
 """Create the configured buckets and apply their anonymous-access policies.
 
 One script for every target: the MinIO bucket Job runs it on Kubernetes (from
-a ConfigMap, in a python image with boto3) and the embedded target runs it at
-provisioning. Input: S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
-BUCKETS (JSON: [{"name": ..., "policy": private|download|upload|public}]).
+a ConfigMap, in an image that carries MinIO's Python SDK, `minio`) and the
+embedded target runs it at provisioning. Input: S3_ENDPOINT (http(s)://host:port),
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and BUCKETS (JSON: [{"name": ...,
+"policy": private|download|upload|public}]).
 Idempotent: an existing bucket is kept, its policy set to what is configured.
 """
 
 import json
 import os
 import sys
+from urllib.parse import urlsplit
 
-import boto3
-from botocore.exceptions import ClientError
+try:
+    from minio import Minio
+    from minio.error import S3Error
+except ImportError:  # the Job's image must carry the SDK: nothing is installed when the Job starts
+    sys.exit(f"create_buckets.py: the `minio` Python SDK is not installed in this image ({sys.executable})")
 
 # MinIO's `mc anonymous set` vocabulary, as S3 bucket-policy statements.
 _BUCKET_ACTIONS = {
@@ -47,32 +52,29 @@ def apply(client, buckets):
     for bucket in buckets:
         name, policy = bucket["name"], bucket.get("policy", "private")
         try:
-            client.create_bucket(Bucket=name)
+            client.make_bucket(name)
             print(f"bucket {name}: created")
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+        except S3Error as exc:
+            if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
             print(f"bucket {name}: exists")
         document = policy_document(name, policy)
         if document is None:
             try:
-                client.delete_bucket_policy(Bucket=name)
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] not in ("NoSuchBucketPolicy", "NoSuchBucket"):
+                client.delete_bucket_policy(name)
+            except S3Error as exc:
+                if exc.code not in ("NoSuchBucketPolicy", "NoSuchBucket"):
                     raise
         else:
-            client.put_bucket_policy(Bucket=name, Policy=json.dumps(document))
+            client.set_bucket_policy(name, json.dumps(document))
         print(f"bucket {name}: policy {policy}")
 
 
 def client_from_env():
-    return boto3.client(
-        "s3",
-        endpoint_url=os.environ["S3_ENDPOINT"],
-        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-        region_name=os.environ.get("AWS_REGION", "us-east-1"),
-    )
+    endpoint = urlsplit(os.environ["S3_ENDPOINT"])
+    return Minio(endpoint.netloc, access_key=os.environ["AWS_ACCESS_KEY_ID"],
+                 secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], secure=endpoint.scheme == "https",
+                 region=os.environ.get("AWS_REGION", "us-east-1"))
 
 
 if __name__ == "__main__":
