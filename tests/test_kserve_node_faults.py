@@ -266,7 +266,7 @@ def test_hpa_whose_maximum_is_1_fails_autoscaling_load(node):
 def test_serving_another_version_than_the_registered_one_fails_integration(node, tmp_path):
     from fixtures.kserve.serving import train_and_register
 
-    stack, v = node.stack, node.stack.values
+    v = node.stack.values
     mlflow_url = "http://%s:%d" % node.provider.service_address(v.mlflow_namespace, "mlflow", v.mlflow_port)
     s3_url = "http://%s:%d" % node.provider.service_address(v.minio_namespace, "minio", 9000)
     other = train_and_register(v.model_copy(update={"inference_service_name": "acceptance-unregistered"}),
