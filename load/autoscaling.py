@@ -6,11 +6,8 @@
         seen.wait_for(lambda n: n <= minimum, timeout)
     ok, reasons = judge(seen.samples, minimum=..., maximum=..., load_start=..., load_stop=..., ...)
 
-On kwok no container runs. There a `UsageFeeder` makes each simulated predictor pod report a share
-of the CPU the REAL local MLServer process tree measurably used (psutil, sampled every few
-seconds) while Locust loads its endpoint: it writes the pod annotation kwok's default
-ClusterResourceUsage reads (`kwok.x-k8s.io/usage-cpu`), kwok's emulated kubelet serves it as
-/metrics/resource, the real metrics-server scrapes it and the real HPA controller acts on it.
+On kwok no container runs: fixtures.kube.usage_feeder makes the simulated predictor pods report the
+CPU the real local MLServer measurably used, so the real HPA controller acts on it.
 
 `judge` is the pure decision (no cluster, no clock): the project's tests exercise it alone.
 """
@@ -31,7 +28,6 @@ KPA_DEFAULT_WINDOW_S = 60.0    # Knative config-autoscaler stable-window default
 KPA_SCALE_TO_ZERO_GRACE_S = 30.0
 
 KNATIVE_CONFIGURATION_LABEL = "serving.knative.dev/configuration"
-USAGE_CPU_ANNOTATION = "kwok.x-k8s.io/usage-cpu"
 
 
 # --- the decision -----------------------------------------------------------------------------
@@ -318,132 +314,6 @@ class ReplicaObserver:
                                            stop=self._stop, errors=self.errors):
             for obj in payload if event == wait.SYNC else [payload] if event != "DELETED" else []:
                 on_object(obj)
-
-
-# --- kwok: the simulated pods' CPU from the real MLServer --------------------------------------
-
-def listener_pid(port: int, host: str = "127.0.0.1") -> int | None:
-    """The process that listens on host:port (the inference endpoint's server)."""
-    import psutil
-
-    def listening(conn) -> bool:
-        return (conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
-                and conn.laddr.ip in (host, "0.0.0.0", "::"))
-
-    try:
-        return next((c.pid for c in psutil.net_connections("tcp") if listening(c)), None)
-    except psutil.AccessDenied:  # not allowed to see every process's sockets: look at those we may
-        for proc in psutil.process_iter():
-            try:
-                if any(listening(c) for c in proc.net_connections("tcp")):
-                    return proc.pid
-            except psutil.Error:
-                continue
-    return None
-
-
-class ProcessTreeCpu:
-    """CPU cores a process and its descendants used between two reads (user + system, from
-    psutil's cpu_times): the measured CPU of the real server, not an estimate."""
-
-    def __init__(self, pid: int):
-        import psutil
-
-        self.root = psutil.Process(pid)
-        self.description = " ".join(self.root.cmdline()[:3])[:160]
-        self._last: dict[int, float] = {}
-        self._last_t: float | None = None
-        self.read()
-
-    def _tree(self) -> list:
-        import psutil
-
-        try:
-            return [self.root] + self.root.children(recursive=True)
-        except psutil.Error:
-            return []
-
-    def read(self) -> float | None:
-        """Cores used since the previous read (None on the first read)."""
-        import psutil
-
-        now = time.monotonic()
-        totals: dict[int, float] = {}
-        for p in self._tree():
-            try:
-                t = p.cpu_times()
-                totals[p.pid] = t.user + t.system
-            except psutil.Error:
-                continue
-        used = sum(v - self._last.get(pid, 0.0) for pid, v in totals.items())  # a new process: all its CPU
-        dt = None if self._last_t is None else now - self._last_t
-        self._last, self._last_t = totals, now
-        return None if not dt else max(0.0, used / dt)
-
-
-class UsageFeeder:
-    """Every `interval` s: measure the real server's CPU (cores), split it evenly over the ready
-    pods of the simulated Deployment, and write each pod's share into the annotation kwok's
-    default ClusterResourceUsage turns into its emulated kubelet's CPU usage."""
-
-    def __init__(self, k8s, target: Target, cpu: ProcessTreeCpu, *, interval: float = 2.0,
-                 clock: Callable[[], float] = time.time):
-        self.k8s, self.target, self.cpu, self.interval, self.clock = k8s, target, cpu, interval, clock
-        self.samples: list[tuple[float, float, int, int]] = []  # (t, measured cores, ready pods, millicores per pod)
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> "UsageFeeder":
-        self._thread = threading.Thread(target=self._run, daemon=True, name="kwok-usage-feeder")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> "UsageFeeder":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _selector(self) -> str:
-        dep = self.k8s.read("apps/v1", "Deployment", self.target.deployment, self.target.namespace) or {}
-        labels = (((dep.get("spec") or {}).get("selector") or {}).get("matchLabels")) or {}
-        return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-
-    def _run(self) -> None:
-        from kubernetes import client
-
-        core = client.CoreV1Api(self.k8s.api)
-        selector = self._selector()
-        while not self._stop.wait(self.interval):  # the sampling period: a measurement needs elapsed time
-            cores = self.cpu.read()
-            if cores is None:
-                continue
-            try:
-                pods = core.list_namespaced_pod(self.target.namespace, label_selector=selector).items
-                live = [p for p in pods if p.metadata.deletion_timestamp is None]
-                ready = [p for p in live if any(c.type == "Ready" and c.status == "True"
-                                                for c in (p.status.conditions or []))]
-                share = max(1, round(cores * 1000 / max(1, len(ready))))
-                for p in live:
-                    core.patch_namespaced_pod(p.metadata.name, self.target.namespace,
-                                              {"metadata": {"annotations": {USAGE_CPU_ANNOTATION: f"{share}m"}}})
-                self.samples.append((self.clock(), round(cores, 3), len(ready), share))
-            except Exception as exc:  # noqa: BLE001 - keep feeding; the evidence lists what failed
-                self.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
-
-    def peak_cores(self, start: float, stop: float) -> float | None:
-        inside = [c for t, c, _, _ in self.samples if start <= t <= stop + self.interval]
-        return max(inside) if inside else None
-
-    def mean_cores(self, start: float, stop: float) -> float | None:
-        inside = [c for t, c, _, _ in self.samples if start + self.interval < t <= stop]
-        return sum(inside) / len(inside) if inside else None
 
 
 # --- the chart --------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ class ScalingExperiment:
 
     kwok: the Deployment and HPA are the provider's (simulated_predictor: no KServe controller), the
     pods are kwok's, and each ready pod reports its share of the CPU the real local MLServer
-    measurably used (load.autoscaling.UsageFeeder): the HPA controller, metrics-server and the API
+    measurably used (fixtures.kube.usage_feeder.UsageFeeder): the HPA controller, metrics-server and the API
     server that act on it are real."""
 
     def __init__(self, stack, isvc, evidence):
@@ -145,12 +145,14 @@ class ScalingExperiment:
     def _feeder(self):
         from urllib.parse import urlsplit
 
+        from fixtures.kube import usage_feeder
+
         inf = self.stack.inference
         port = urlsplit(inf.url).port
-        pid = self.auto.listener_pid(port) if port else None
+        pid = usage_feeder.listener_pid(port) if port else None
         if pid is None:
             pytest.fail(f"no process found listening on {inf.url}: the simulated pods would get no measured CPU")
-        return self.auto.UsageFeeder(self.k8s, self.target, self.auto.ProcessTreeCpu(pid))
+        return usage_feeder.UsageFeeder(self.k8s, self.target, usage_feeder.ProcessTreeCpu(pid))
 
     def run(self, payload: dict, evidence) -> None:
         """Replicas at the minimum, the autoscaler has its metric, the load, then back to the minimum."""

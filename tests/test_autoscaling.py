@@ -23,8 +23,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from load.autoscaling import (ProcessTreeCpu, Target, _duration_s, chart, judge, listener_pid, pick_target,
-                              summarize)
+from fixtures.kube.usage_feeder import ProcessTreeCpu, listener_pid
+from load.autoscaling import Target, _duration_s, chart, judge, pick_target, summarize
 
 GOOD = dict(minimum=1, maximum=3, load_start=100.0, load_stop=145.0, scale_up_timeout_s=45,
             scale_down_timeout_s=90, requests=30000, failures=0, max_error_rate=0.01)
