@@ -2,6 +2,11 @@
 
 It never talks to the stack: the fixtures plugin hands it the environment
 (target, versions, values, notes, secrets) through `environment(config)`.
+
+The run's state lives on one `AcceptanceReport` object, registered with pytest's
+plugin manager when a run is an acceptance run (as pytest-html registers its
+report object); its methods are the hooks. The only module-level table is the
+report folders this process holds locked (the kernel releases them at exit).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ class RunEnvironment:
 
 
 _ENV = pytest.StashKey[RunEnvironment]()
-_STATE = pytest.StashKey["_State"]()
+PLUGIN_NAME = "acceptance-report"
 
 
 def environment(config: pytest.Config) -> RunEnvironment:
@@ -41,15 +46,6 @@ def environment(config: pytest.Config) -> RunEnvironment:
     if _ENV not in config.stash:
         config.stash[_ENV] = RunEnvironment()
     return config.stash[_ENV]
-
-
-@dataclass
-class _State:
-    report_dir: Path
-    started: float
-    criteria: dict[str, str] = field(default_factory=dict)  # nodeid -> criterion id, deselected included
-    results: dict[str, signoff.CheckResult] = field(default_factory=dict)
-    html_report: object = None  # pytest-html's report object: its title carries the verdict
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -86,7 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.self_contained_html = True
     if not config.option.xmlpath:
         config.option.xmlpath = str(report_dir / "junit.xml")
-    config.stash[_STATE] = _State(report_dir=report_dir, started=time.monotonic())
+    config.pluginmanager.register(AcceptanceReport(config, report_dir), PLUGIN_NAME)
 
 
 # Report folders this process holds (folder -> the open lock file); the kernel releases them at exit.
@@ -114,77 +110,155 @@ def _claim(wanted: Path) -> Path:
     raise pytest.UsageError(f"--report-dir {wanted}: it and 98 numbered siblings are in use by other runs")
 
 
-def _state(config: pytest.Config) -> _State | None:
-    return config.stash.get(_STATE, None)
-
-
-def pytest_collection_modifyitems(session, config, items) -> None:
-    state = _state(config)
-    if state is None:
-        return
-    for item in items:
-        marker = item.get_closest_marker("criterion")
-        if marker:
-            state.criteria[item.nodeid] = marker.args[0]
-
-
-def pytest_deselected(items) -> None:
-    """Deselected checks stay collected: their criteria read `not-run`, never "no check exists"."""
-    for item in items:
-        state = _state(item.config)
-        marker = item.get_closest_marker("criterion")
-        if state is not None and marker:
-            state.criteria[item.nodeid] = marker.args[0]
+def _state(config: pytest.Config) -> AcceptanceReport | None:
+    """The run's report object; None when this is not an acceptance run."""
+    return config.pluginmanager.get_plugin(PLUGIN_NAME)
 
 
 def record_log(config: pytest.Config, nodeid: str, name: str, source: Path) -> str | None:
     """Copy a component's log (secrets redacted) next to the reports; return its report-relative path."""
     state = _state(config)
-    if state is None or not source.exists():
-        return None
-    target = state.report_dir / "logs" / f"{name}.log"
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(Redactor(environment(config).secrets).text(source.read_text(errors="replace")[-200_000:]))
-    relative = f"logs/{target.name}"
-    result = state.results.get(nodeid)
-    if result is not None and relative not in result.logs:
-        result.logs.append(relative)
-    return relative
+    return state.record_log(nodeid, name, source) if state is not None else None
 
 
-@pytest.hookimpl(tryfirst=True)  # before junitxml writes the properties
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    state = _STATE_BY_RUN.get("state")
-    if state is None or report.nodeid not in state.criteria:
-        return
-    result = state.results.setdefault(
-        report.nodeid, signoff.CheckResult(report.nodeid, state.criteria[report.nodeid], "passed"))
-    result.evidence.extend(v for k, v in report.user_properties if k == "evidence" and v not in result.evidence)
-    for k, v in report.user_properties:
-        if k == "log" and v not in result.logs:
-            result.logs.append(v)
-        if k == "figure" and v not in result.figures:
-            result.figures.append(v)
-        if k == "proof_note" and v not in result.proof_notes:
-            result.proof_notes.append(v)
-        if k == "out_of_scope":
-            result.out_of_scope = True
-        if k == "blocked_by":
-            result.blocked_by = v
-    proofs = [v for k, v in report.user_properties if k == "proof"]
-    if proofs and report.when == "call":
-        result.proof = signoff.weakest(proofs)
-    # Charts belong to the HTML sign-off; junit.xml would carry each SVG as a property.
-    report.user_properties = [(k, v) for k, v in report.user_properties if k != "figure"]
-    if report.skipped:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        if result.outcome != "failed":
-            result.outcome = "skipped"
-            result.message = reason.removeprefix("Skipped: ")
-    elif report.failed:
-        result.outcome = "failed"
-        result.message = _failure_text(report)
-        result.blocked_by = result.blocked_by or signoff.blocked_by(result.message)
+class AcceptanceReport:
+    """One acceptance run's reporting: each check's outcome and evidence, then the three reports."""
+
+    def __init__(self, config: pytest.Config, report_dir: Path):
+        self.config = config
+        self.report_dir = report_dir
+        self.started = time.monotonic()
+        self.criteria: dict[str, str] = {}  # nodeid -> criterion id, deselected included
+        self.results: dict[str, signoff.CheckResult] = {}
+        self.html_report = None  # pytest-html's report object: its title carries the verdict
+        self.rows: list | None = None
+        self.duration = 0.0
+
+    def record_log(self, nodeid: str, name: str, source: Path) -> str | None:
+        if not source.exists():
+            return None
+        target = self.report_dir / "logs" / f"{name}.log"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(Redactor(environment(self.config).secrets).text(
+            source.read_text(errors="replace")[-200_000:]))
+        relative = f"logs/{target.name}"
+        result = self.results.get(nodeid)
+        if result is not None and relative not in result.logs:
+            result.logs.append(relative)
+        return relative
+
+    def pytest_collection_modifyitems(self, items) -> None:
+        for item in items:
+            marker = item.get_closest_marker("criterion")
+            if marker:
+                self.criteria[item.nodeid] = marker.args[0]
+
+    def pytest_deselected(self, items) -> None:
+        """Deselected checks stay collected: their criteria read `not-run`, never "no check exists"."""
+        for item in items:
+            marker = item.get_closest_marker("criterion")
+            if marker:
+                self.criteria[item.nodeid] = marker.args[0]
+
+    @pytest.hookimpl(tryfirst=True)  # before junitxml writes the properties
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.nodeid not in self.criteria:
+            return
+        result = self.results.setdefault(
+            report.nodeid, signoff.CheckResult(report.nodeid, self.criteria[report.nodeid], "passed"))
+        result.evidence.extend(v for k, v in report.user_properties if k == "evidence" and v not in result.evidence)
+        for k, v in report.user_properties:
+            if k == "log" and v not in result.logs:
+                result.logs.append(v)
+            if k == "figure" and v not in result.figures:
+                result.figures.append(v)
+            if k == "proof_note" and v not in result.proof_notes:
+                result.proof_notes.append(v)
+            if k == "out_of_scope":
+                result.out_of_scope = True
+            if k == "blocked_by":
+                result.blocked_by = v
+        proofs = [v for k, v in report.user_properties if k == "proof"]
+        if proofs and report.when == "call":
+            result.proof = signoff.weakest(proofs)
+        # Charts belong to the HTML sign-off; junit.xml would carry each SVG as a property.
+        report.user_properties = [(k, v) for k, v in report.user_properties if k != "figure"]
+        if report.skipped:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            if result.outcome != "failed":
+                result.outcome = "skipped"
+                result.message = reason.removeprefix("Skipped: ")
+        elif report.failed:
+            result.outcome = "failed"
+            result.message = _failure_text(report)
+            result.blocked_by = result.blocked_by or signoff.blocked_by(result.message)
+
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        env = environment(self.config)
+        redact = Redactor(env.secrets)
+        for result in self.results.values():
+            result.evidence = [redact.text(e) for e in result.evidence]
+            result.message = redact.text(result.message)
+        rows = signoff.build(list(self.results.values()), self.criteria, env.unavailable)
+        self.rows, self.duration = rows, time.monotonic() - self.started
+        signoff.write_json(self.report_dir / "signoff.json", rows, env.target, env.versions, env.values,
+                           self.duration, env.notes)
+        verdict = signoff.verdict(rows)
+        _junit_properties(self.config, rows, verdict)
+        if self.html_report is not None:
+            self.html_report.title = f"MLOps stack acceptance: {verdict.verdict} ({env.target} target)"
+        # pytest's exit code stays; the gate turns anything but ACCEPTED into a failure.
+        if self.config.getoption("require_accepted") and verdict.verdict != "ACCEPTED" and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
+        if self.rows is None:
+            return
+        env = environment(self.config)
+        prefix.insert(0, signoff.html_table(self.rows, env.target, env.versions, env.values, self.duration,
+                                            env.notes))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_report_title(self, report) -> None:
+        report.title = "MLOps stack acceptance"
+        self.html_report = report
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.rows is None:
+            return
+        tr = terminalreporter
+        tr.write_sep("=", f"sign-off ({environment(self.config).target} target, {self.duration:.1f} s)")
+        for row in self.rows:
+            tr.write_line(f"{row.status:<12} {row.proof or '':<10} {row.id:<22} "
+                          f"{row.evidence.splitlines()[0][:100] if row.evidence else ''}")
+        verdict = signoff.verdict(self.rows)
+        tr.write_line(f"VERDICT {verdict.line()}", bold=True,
+                      **{"green" if verdict.verdict == "ACCEPTED" else "red": True})
+        tr.write_line(f"reports: {self.report_dir}/{{acceptance.html,signoff.json,junit.xml}}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._banner_first()
+        # A last pass over every written file: captured output may hold what a check printed.
+        redact = Redactor(environment(config).secrets)
+        for path in self.report_dir.rglob("*"):
+            if path.is_file():
+                redact.file(path)
+        config.pluginmanager.unregister(self)
+
+    def _banner_first(self) -> None:
+        """The verdict banner goes right after <body>, above pytest-html's own header."""
+        page = Path(self.config.option.htmlpath or "")
+        if self.rows is None or not page.is_file():
+            return
+        text = page.read_text()
+        if 'id="verdict"' in text:
+            return
+        page.write_text(text.replace("<body>", "<body>" + signoff.html_banner(self.rows, environment(self.config).target),
+                                     1))
 
 
 def _failure_text(report: pytest.TestReport) -> str:
@@ -195,41 +269,6 @@ def _failure_text(report: pytest.TestReport) -> str:
     if len(text) > 3000:  # the head says what failed, the end (a log's last lines) says why
         text = f"{text[:1000]}\n[...]\n{text[-2000:]}"
     return phase + text
-
-
-# pytest_runtest_logreport receives no config; the state is kept for the one run in progress.
-_STATE_BY_RUN: dict[str, _State] = {}
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-html asks for its title
-def pytest_sessionstart(session: pytest.Session) -> None:
-    state = _state(session.config)
-    if state is not None:
-        _STATE_BY_RUN["state"] = state
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    state = _state(session.config)
-    if state is None:
-        return
-    env = environment(session.config)
-    redact = Redactor(env.secrets)
-    for result in state.results.values():
-        result.evidence = [redact.text(e) for e in result.evidence]
-        result.message = redact.text(result.message)
-    rows = signoff.build(list(state.results.values()), state.criteria, env.unavailable)
-    duration = time.monotonic() - state.started
-    signoff.write_json(state.report_dir / "signoff.json", rows, env.target, env.versions, env.values, duration,
-                       env.notes)
-    session.config.stash[_ROWS] = (rows, duration)
-    verdict = signoff.verdict(rows)
-    _junit_properties(session.config, rows, verdict)
-    if state.html_report is not None:
-        state.html_report.title = f"MLOps stack acceptance: {verdict.verdict} ({env.target} target)"
-    # pytest's exit code stays; the gate turns anything but ACCEPTED into a failure.
-    if session.config.getoption("require_accepted") and verdict.verdict != "ACCEPTED" and session.exitstatus == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _junit_properties(config: pytest.Config, rows, verdict) -> None:
@@ -247,62 +286,3 @@ def _junit_properties(config: pytest.Config, rows, verdict) -> None:
     for row in rows:
         blocked = f" blocked by {','.join(row.blocked_by)}" if row.blocked_by else ""
         xml.add_global_property(f"criterion.{row.id}", f"{row.status} ({row.proof or 'no proof'}){blocked}")
-
-
-_ROWS = pytest.StashKey[tuple]()
-
-
-def pytest_html_results_summary(prefix, summary, postfix, session) -> None:
-    rows, duration = session.config.stash.get(_ROWS, (None, 0.0))
-    if rows is None:
-        return
-    env = environment(session.config)
-    prefix.insert(0, signoff.html_table(rows, env.target, env.versions, env.values, duration, env.notes))
-
-
-def pytest_html_report_title(report) -> None:
-    report.title = "MLOps stack acceptance"
-    state = _STATE_BY_RUN.get("state")
-    if state is not None:
-        state.html_report = report
-
-
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    if _ROWS not in config.stash:
-        return
-    rows, duration = config.stash[_ROWS]
-    tr = terminalreporter
-    tr.write_sep("=", f"sign-off ({environment(config).target} target, {duration:.1f} s)")
-    for row in rows:
-        tr.write_line(f"{row.status:<12} {row.proof or '':<10} {row.id:<22} "
-                      f"{row.evidence.splitlines()[0][:100] if row.evidence else ''}")
-    verdict = signoff.verdict(rows)
-    tr.write_line(f"VERDICT {verdict.line()}", bold=True,
-                  **{"green" if verdict.verdict == "ACCEPTED" else "red": True})
-    tr.write_line(f"reports: {_state(config).report_dir}/{{acceptance.html,signoff.json,junit.xml}}")
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: pytest.Config) -> None:
-    state = _state(config)
-    _STATE_BY_RUN.pop("state", None)
-    if state is None:
-        return
-    _banner_first(config, state)
-    # A last pass over every written file: captured output may hold what a check printed.
-    redact = Redactor(environment(config).secrets)
-    for path in state.report_dir.rglob("*"):
-        if path.is_file():
-            redact.file(path)
-
-
-def _banner_first(config: pytest.Config, state: _State) -> None:
-    """The verdict banner goes right after <body>, above pytest-html's own header."""
-    rows = config.stash.get(_ROWS, (None, 0.0))[0]
-    page = Path(config.option.htmlpath or "")
-    if rows is None or not page.is_file():
-        return
-    text = page.read_text()
-    if 'id="verdict"' in text:
-        return
-    page.write_text(text.replace("<body>", "<body>" + signoff.html_banner(rows, environment(config).target), 1))
