@@ -13,9 +13,10 @@ import time
 import uuid
 
 import pytest
-from botocore.exceptions import ClientError
+from urllib3.exceptions import HTTPError  # the S3 SDK's connection failures while the store restarts
 
 from fixtures.capabilities.mlflow import MlflowApiError
+from fixtures.capabilities.s3 import S3Failure
 from fixtures.restarts import RestartFailed
 from suites.served_model import same_prediction
 
@@ -42,7 +43,7 @@ def eventually(read, timeout: float = 60):
     while time.monotonic() < deadline:
         try:
             return read()
-        except (MlflowApiError, ClientError, OSError, KeyError, ValueError) as exc:
+        except (MlflowApiError, *S3Failure, HTTPError, OSError, KeyError, ValueError) as exc:
             last = exc
             time.sleep(1)
     raise AssertionError(f"still failing {timeout:.0f} s after the restart: {last}")
@@ -72,14 +73,14 @@ def test_objects_survive_a_restart_of_the_object_store(stack, values, restarts, 
     written = {f"{prefix}object-{i}.bin": os.urandom(256 * 1024 + i) for i in range(3)}
     digests = {k: hashlib.sha256(v).hexdigest() for k, v in written.items()}
     for key, body in written.items():
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        stack.s3.put(bucket, key, body)
     evidence(f"before: wrote {len(written)} objects to s3://{bucket}/{prefix}: "
              + ", ".join(f"{k.rsplit('/', 1)[-1]} sha256 {d[:12]}" for k, d in digests.items()))
     try:
         restart(restarts, "s3", evidence)
         listed = eventually(lambda: set(stack.s3.bucket(bucket).keys(prefix)))
-        back = {k: eventually(lambda k=k: hashlib.sha256(s3.get_object(Bucket=bucket, Key=k)["Body"].read())
-                              .hexdigest()) for k in written if k in listed}
+        back = {k: eventually(lambda k=k: hashlib.sha256(stack.s3.read(bucket, k)).hexdigest())
+                for k in written if k in listed}
         evidence(f"after: listed {len(listed)} of {len(written)}; read back byte-identical: "
                  f"{sum(back.get(k) == d for k, d in digests.items())}")
         assert listed == set(written), f"after the restart, s3://{bucket}/{prefix} lists {sorted(listed)}"
@@ -87,7 +88,7 @@ def test_objects_survive_a_restart_of_the_object_store(stack, values, restarts, 
     finally:
         for key in written:
             try:
-                s3.delete_object(Bucket=bucket, Key=key)
+                s3.remove_object(bucket, key)
             except Exception:  # noqa: BLE001 - best effort: the store may be the broken part
                 pass
 

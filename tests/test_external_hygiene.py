@@ -38,8 +38,7 @@ def _state(stack) -> dict:
     s3 = stack.s3.client
     objects = {}
     for bucket in stack.s3.bucket_names():
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-        objects[bucket] = {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+        objects[bucket] = {o.object_name: o.etag for o in s3.list_objects(bucket, recursive=True)}
     experiments = stack.mlflow.post("experiments/search", {"max_results": 1000, "view_type": "ALL"})
     models = stack.mlflow.get("registered-models/search", max_results=1000)
     with psycopg.connect(stack.postgres.admin_conninfo) as conn:
@@ -56,9 +55,9 @@ def _plant(stack, values) -> dict:
     tag = uuid.uuid4().hex[:10]
     s3, mlflow = stack.s3.client, stack.mlflow
     for bucket in values.minio_buckets:
-        s3.put_object(Bucket=bucket.name, Key=f"planted/{tag}.txt", Body=f"planted in {bucket.name}".encode())
-    s3.create_bucket(Bucket=f"planted-{tag}")
-    s3.put_object(Bucket=f"planted-{tag}", Key="keep.txt", Body=b"keep")
+        stack.s3.put(bucket.name, f"planted/{tag}.txt", f"planted in {bucket.name}".encode())
+    s3.make_bucket(f"planted-{tag}")
+    stack.s3.put(f"planted-{tag}", "keep.txt", b"keep")
     experiment_id = mlflow.post("experiments/create", {"name": f"planted-{tag}"})["experiment_id"]
     run_id = mlflow.post("runs/create", {"experiment_id": experiment_id})["run"]["info"]["run_id"]
     mlflow.post("runs/log-parameter", {"run_id": run_id, "key": "planted", "value": tag})

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 try:
     from minio import Minio
     from minio.error import S3Error
-except ImportError:  # the Job's image must carry the SDK: nothing is installed when the Job starts
-    sys.exit(f"create_buckets.py: the `minio` Python SDK is not installed in this image ({sys.executable})")
+except ImportError:  # the Job's image must carry the SDK: nothing is installed when the Job starts (see main)
+    Minio = S3Error = None
 
 # MinIO's `mc anonymous set` vocabulary, as S3 bucket-policy statements.
 _BUCKET_ACTIONS = {
@@ -78,5 +78,7 @@ def client_from_env():
 
 
 if __name__ == "__main__":
+    if Minio is None:
+        sys.exit(f"create_buckets.py: the `minio` Python SDK is not installed in this image ({sys.executable})")
     apply(client_from_env(), json.loads(os.environ["BUCKETS"]))
     sys.exit(0)
