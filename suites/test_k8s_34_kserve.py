@@ -206,10 +206,10 @@ def test_malformed_requests_get_4xx_and_the_predictor_never_restarts(stack, evid
     after = {p.name: p.restarts for p in k8s.pods(v.inference_service_namespace, selector)}
     evidence(f"malformed requests -> { {k: r.status_code for k, r in answered.items()} }; predictor restartCount "
              f"before {before}, after {after}")
+    assert after == before, f"the predictor restarted or was replaced: restartCount {before} -> {after}"
     server_errors = {k: f"HTTP {r.status_code} {r.text[:120]}" for k, r in answered.items() if r.status_code >= 500}
     assert not server_errors, f"malformed requests answered with a server error: {server_errors}"
     assert all(400 <= r.status_code < 500 for r in answered.values()), "a malformed request was not refused"
-    assert after == before, f"the predictor restarted or was replaced: restartCount {before} -> {after}"
 
 
 # --- GPU scheduling ------------------------------------------------------------------------
