@@ -20,7 +20,7 @@ def test_node_values_name_every_deviation_from_the_spec_with_its_reason():
     joined = "\n".join(lines)
     assert "cert_manager_version=1.11.5 (spec: 1.13.0): the spec's version cannot be built" in joined
     assert "mlserver_version=1.6.1 (spec: 1.7.1)" in joined
-    assert "inference_cpu_request=250m (spec: 2)" in joined
+    assert "inference_cpu_request=100m (spec: 2)" in joined
     assert node.deviations(load_values()) == [], "the spec's own values deviate from nothing"
 
 
