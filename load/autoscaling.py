@@ -189,6 +189,12 @@ def scale_down_window_s(k8s, target: Target) -> tuple[float, str]:
     if kind == "HorizontalPodAutoscaler":
         window = dig(obj, "spec.behavior.scaleDown.stabilizationWindowSeconds")
         if window is None:
+            # A cluster the suite made may run its controller-manager with a shorter default
+            # (--horizontal-pod-autoscaler-downscale-stabilization); it says so on its Kube.
+            cluster_default = getattr(k8s, "hpa_downscale_default_s", None)
+            if cluster_default is not None:
+                return float(cluster_default), (f"the HPA sets no behavior.scaleDown: the cluster's default "
+                                                f"(--horizontal-pod-autoscaler-downscale-stabilization={cluster_default:g}s)")
             return HPA_DEFAULT_WINDOW_S, "the HPA sets no behavior.scaleDown: the 300 s default"
         return float(window), f"HPA behavior.scaleDown.stabilizationWindowSeconds={window}"
     ann = dig(obj, "metadata.annotations", {}) or {}
