@@ -62,7 +62,7 @@ def test_served_values_point_the_inference_service_at_the_artifacts():
 
 
 def _hpa_stack(cpu_request: str, target: int, workers: str | None = None):
-    from suites import test_k8s_34_kserve as kserve_checks
+    from suites import autoscaling_helpers as kserve_checks
 
     env = [{"name": "MLSERVER_MODEL_IMPLEMENTATION", "value": "mlserver_mlflow.MLflowRuntime"}]
     if workers:
