@@ -156,8 +156,13 @@ def test_optional_tools_are_not_in_the_default_build():
                                                    "cert-manager-cainjector"]
 
 
-def test_verbatim_replace_lines_of_a_go_mod():
-    text = ("module x\nreplace github.com/miekg/dns v1.1.41 => github.com/miekg/dns v1.1.34 // pin\n"
-            "replace (\n\tk8s.io/api => ./staging/api\n\tfoo v1 => bar v2\n)\n")
-    assert toolchain._replace_lines(text) == ["github.com/miekg/dns v1.1.41 => github.com/miekg/dns v1.1.34",
-                                              "k8s.io/api => ./staging/api", "foo v1 => bar v2"]
+def test_cert_manager_wrapper_keeps_its_dns_pin(tmp_path):
+    """cert-manager v1.11.5 builds only with its go.mod's `github.com/miekg/dns v1.1.41 => v1.1.34`."""
+    if not shutil.which("go"):
+        pytest.skip("no `go`")
+    gomod = tmp_path / "go.mod"
+    gomod.write_text("module x\n\ngo 1.20\n\nreplace github.com/miekg/dns v1.1.41 => github.com/miekg/dns v1.1.34\n"
+                     "replace k8s.io/api => ./staging/api\n")
+    _requires, replaces, lines = toolchain._read_gomod(gomod, toolchain._go_env())
+    assert lines["github.com/miekg/dns"] == "github.com/miekg/dns v1.1.41 => github.com/miekg/dns v1.1.34"
+    assert replaces["k8s.io/api"] == "./staging/api"
