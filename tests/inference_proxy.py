@@ -5,7 +5,8 @@ the proxy, and the tests assert which criteria fail. Modes (only /infer requests
   fail-share   answer 503 when more than MAX_IN_FLIGHT infer requests are in flight (an endpoint
                that fails a share of its requests under load; single requests pass)
   slow         forward after DELAY_S (far beyond the configured p95)
-  wrong-shape  the first output's shape transposed ([N, 1] -> [1, N]), data unchanged
+  wrong-shape  the first output's shape claims one row more than was sent ([N, 1] -> [N+1, 1]), data
+               unchanged (a transpose would be no change for the one-row input example)
   wrong-dtype  the first output's datatype FP32, data as floats
 """
 
@@ -85,7 +86,7 @@ class Proxy:
     def rewrite(self, answer: dict) -> bytes:
         first = answer["outputs"][0]
         if self.mode == "wrong-shape":
-            first["shape"] = list(reversed(first["shape"]))
+            first["shape"] = [first["shape"][0] + 1, *first["shape"][1:]]
         else:
             first["datatype"], first["data"] = "FP32", [float(x) for x in first["data"]]
         return json.dumps(answer).encode()
