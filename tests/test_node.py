@@ -23,7 +23,7 @@ import pytest
 
 from fixtures.kube.toolchain import binary_paths
 from fixtures.node.cluster import NODE_BINARIES, missing_requirements
-from fixtures.node.host import snapshot, snapshot_diff
+from fixtures.node.host import MachineLock, snapshot, snapshot_diff
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,6 +66,11 @@ def before():
     from fixtures.kube.toolchain import ensure_binaries
 
     ensure_binaries(NODE_BINARIES)
+    # Another run's node (one per machine) would change the host under the snapshots: wait until
+    # none is up. The scenarios then take the lock themselves, one after the other.
+    lock = MachineLock()
+    lock.acquire(1800, print)
+    lock.release()
     subprocess.run([sys.executable, "-m", "fixtures.node", "cleanup"], cwd=ROOT, check=True, timeout=300)
     return snapshot()
 
