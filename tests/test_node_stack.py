@@ -76,12 +76,17 @@ def test_the_healthy_stack_passes_the_31_32_33_kubernetes_checks(node):
     assert not [n for n in stack.notes if n.startswith("not ready")], stack.notes
     for check in (m31.test_minio_pods_running_and_ready, m31.test_minio_claim_bound_and_mounted_at_the_data_path,
                   m31.test_minio_service_ports_and_ready_endpoints, m31.test_minio_ingress_routes_to_the_service,
+                  m31.test_bucket_job_completed,
                   m32.test_postgresql_statefulset_ready, m32.test_postgresql_claim_template_bound,
                   m32.test_postgresql_service_with_ready_endpoints, m32.test_backup_cronjob_scheduled,
                   m33.test_mlflow_replicas_ready_and_probes_hit_health, m33.test_mlflow_config_and_credentials_from_secret,
                   m33.test_mlflow_service_with_ready_endpoints, m33.test_mlflow_ingress_routes_to_the_service):
         check(stack, Evidence())
     m31.test_minio_credentials_come_from_a_secret(stack, Evidence(), _Config())
+    # The ingress rows went through the real controller (Traefik), not only the objects.
+    evidence = Evidence()
+    m33.test_mlflow_ingress_routes_to_the_service(stack, evidence)
+    assert any("through the ingress controller" in e and "HTTP 200" in e for e in evidence), evidence
     # Real pods, real volumes: the claims were bound by the node's provisioner, not made by the suite.
     pvs = node.kube.list("v1", "PersistentVolume")
     assert pvs and all(pv["spec"].get("hostPath", {}).get("path", "").startswith("/tmp/hostpath_pv") for pv in pvs), pvs
