@@ -409,6 +409,10 @@ def test_cluster_target_removes_exactly_what_it_applied(kube, cluster):
                                                      "inference_service_namespace")])
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     provider = ClusterProvider(values, options=KubeOptions.defaults(kubeconfig=cluster.kubeconfig, timeout=3))
+    # Where KServe's CRDs exist the provider holds the InferenceService back until it has trained and
+    # registered the model in the stack's MLflow (fixtures/kserve/serving.py); nothing runs on kwok, so
+    # here it is applied with the rest, as on a cluster whose model the suite does not train.
+    provider.trains_served_model = lambda: False
     try:
         provider.provision()
         applied = {(k[1], k[2]) for k in (a.key for a in provider.deployer.result.applied)}
