@@ -2,6 +2,8 @@
 
     python benchmarks/kserve_serving.py [--runs 2] [--target node] [pytest args...]
 
+(node: with manifests/values/node.yaml unless --values is given)
+
 Each run is `pytest suites/ --target TARGET -k "<the isvc and autoscaling checks>"` in a subprocess,
 as a user would start it: the cluster comes up, KServe is installed, the model is trained,
 registered and served, the two checks run, everything is torn down. Figures per run:
@@ -29,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKS = "test_inference_service_ready_with_url or test_replicas_follow_the_load"
+CHECKS = "test_inference_service_ready_with_url or test_replicas_follow_the_load"  # in the two modules below
 _DURATION = re.compile(r"^([\d.]+)s (setup|call|teardown)\s+(\S+)")
 _READY = re.compile(r"InferenceService \S+: created -> Ready in ([\d.]+) s")
 _TIMING = re.compile(r"(kserve-[a-z-]+) ([\d.]+) s")
@@ -37,7 +39,7 @@ _TIMING = re.compile(r"(kserve-[a-z-]+) ([\d.]+) s")
 
 def one_run(target: str, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as reports:
-        cmd = [sys.executable, "-m", "pytest", "suites/", "-q", "-p", "no:randomly", "--target", target,
+        cmd = [sys.executable, "-m", "pytest", "suites/test_k8s_34_kserve.py", "suites/test_k8s_34_autoscaling.py", "-q", "-p", "no:randomly", "--target", target,
                "--durations=0", "--durations-min=0", "--report-dir", reports, "-k", CHECKS, *extra]
         started = time.monotonic()
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -65,6 +67,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--target", default="node")
     args, extra = parser.parse_known_args()
+    if args.target == "node" and "--values" not in extra:
+        extra = ["--values", "manifests/values/node.yaml", *extra]  # what tox -e node runs
     for i in range(args.runs):
         r = one_run(args.target, extra)
         label = "cold" if i == 0 else "warm"
