@@ -71,6 +71,13 @@ def test_kserve_objects_run_the_controller_built_here_in_raw_deployment_mode(kse
             "clusterservingruntimes.serving.kserve.io"} <= set(crds)
     assert crds["inferenceservices.serving.kserve.io"]["metadata"]["annotations"][
         "cert-manager.io/inject-ca-from"] == "kserve/serving-cert"
+    # No placeholder CA ("Cg==") is applied: Kubernetes 1.31 refuses it on the CRD's conversion webhook
+    # (InvalidCABundle, never Established); cert-manager's cainjector fills the bundles in.
+    conversion = crds["inferenceservices.serving.kserve.io"]["spec"]["conversion"]["webhook"]["clientConfig"]
+    assert "caBundle" not in conversion and conversion["service"]["name"] == install.WEBHOOK_SERVICE
+    for hooks in [*by_kind(objects, "MutatingWebhookConfiguration").values(),
+                  *by_kind(objects, "ValidatingWebhookConfiguration").values()]:
+        assert all("caBundle" not in w["clientConfig"] for w in hooks["webhooks"])
     # The release itself is left as it was (kserve_objects copies).
     assert len(by_kind(kserve_release, "Deployment")[install.CONTROLLER]["spec"]["template"]["spec"]["containers"]) == 2
 
