@@ -7,9 +7,9 @@
 - node: `python -m fixtures.node up --hold 0` (a bare node: certificates reused, images imported);
   its own timings (to node Ready, in all) and the teardown;
 - suite: `pytest suites/ --target node` in a subprocess: to stack Ready (the session fixture's
-  setup), to verdict (the whole run); peak memory of the machine above the baseline before it
-  (the node's components and containers are not children of pytest: they run in sessions and
-  cgroups of their own, so the whole machine is sampled, every 0.5 s).
+  setup), to verdict (the whole run); the node's peak memory (its components and containers are
+  not children of pytest: they run in sessions and
+  cgroups of their own: their RSS and the containers' memory cgroup are sampled every 0.5 s).
 """
 
 from __future__ import annotations
@@ -31,16 +31,39 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def node_memory() -> int:
+    """Bytes the node uses now: its components' RSS (the PIDs its state file records, with their
+    children) plus the RSS of every container (the memory cgroup under the kubelet's cgroupRoot).
+    The machine's `used` figure is useless here: other runs share the machine."""
+    from fixtures.node.host import STATE_FILE, Layout
+
+    total = 0
+    try:
+        state = json.loads(STATE_FILE.read_text())
+    except (OSError, ValueError):
+        return 0
+    for entry in state.get("pids", {}).values():
+        try:
+            proc = psutil.Process(entry["pid"])
+            total += sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+        except psutil.Error:
+            continue
+    stat = Path("/sys/fs/cgroup/memory") / Layout().cgroup_root / "memory.stat"
+    if stat.exists():
+        fields = dict(line.split() for line in stat.read_text().splitlines())
+        total += int(fields.get("total_rss", 0))
+    return total
+
+
 class PeakMemory:
     def __init__(self):
-        self.baseline = psutil.virtual_memory().used
-        self.peak = self.baseline
+        self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.wait(0.5):
-            self.peak = max(self.peak, psutil.virtual_memory().used)
+            self.peak = max(self.peak, node_memory())
 
     def __enter__(self):
         self._thread.start()
@@ -51,8 +74,8 @@ class PeakMemory:
         self._thread.join()
 
     @property
-    def above_baseline_mib(self) -> float:
-        return round((self.peak - self.baseline) / 2**20)
+    def peak_mib(self) -> float:
+        return round(self.peak / 2**20)
 
 
 def images(cold: bool) -> None:
@@ -90,7 +113,7 @@ def bare_node() -> None:
         return
     timings = json.loads(ready.split(" ", 2)[2])
     print(f"node: Ready {timings['node_ready_s']} s after its images were imported; up in all {timings['up_s']} s; "
-          f"up + teardown {total:.1f} s; peak memory +{mem.above_baseline_mib} MiB", flush=True)
+          f"up + teardown {total:.1f} s; node peak memory {mem.peak_mib} MiB (components + containers)", flush=True)
 
 
 def suite() -> None:
@@ -105,7 +128,7 @@ def suite() -> None:
     setups = [float(m.group(1)) for m in re.finditer(r"^([\d.]+)s setup\s+\S+", done.stdout, re.M)]
     stack_ready = max(setups) if setups else float("nan")
     print(f"suite --target node: exit {done.returncode}; stack Ready {stack_ready:.1f} s (session setup); "
-          f"verdict {verdict:.1f} s; peak memory +{mem.above_baseline_mib} MiB above the machine's baseline; "
+          f"verdict {verdict:.1f} s; node peak memory {mem.peak_mib} MiB (components + containers); "
           f"summary {summary}", flush=True)
 
 
