@@ -38,6 +38,11 @@ NODE_VALUES = "manifests/values/node.yaml"
 def _why_not() -> str | None:
     from fixtures.targets import PROVIDERS
 
+    if os.environ.get("MLOPS_ACCEPTANCE_KSERVE_FAULTS") != "1":
+        # Opt-in until it has run to completion on a real node: written against the node target the
+        # day it landed, never run whole in that session (the one real node of the machine was busy).
+        return "KServe fault tests on a real node are opt-in: MLOPS_ACCEPTANCE_KSERVE_FAULTS=1"
+
     if "node" not in PROVIDERS:
         return "no node target in this version of the suite"
     try:
