@@ -216,6 +216,16 @@ _COLOURS = {"passed": "#1b7f3b", "partial": "#b26a00", "failed": "#c62828", "ski
 _VERDICT_COLOURS = {"ACCEPTED": "#1b7f3b", "REJECTED": "#c62828", "INCOMPLETE": "#b26a00"}
 
 
+def scope_line(rows: list[CriterionStatus]) -> str:
+    """What the verdict covers, so an ACCEPTED on a narrow target is not read as the whole catalog."""
+    skipped = [r.id for r in rows if r.status == "skipped"]
+    judged = len(rows) - len(skipped)
+    if not skipped:
+        return f"the verdict covers all {len(rows)} criteria of the catalog"
+    return (f"the verdict covers the {judged} of {len(rows)} criteria this target could check; "
+            f"{len(skipped)} skipped (each with its reason below) are outside it: {', '.join(skipped)}")
+
+
 def html_banner(rows: list[CriterionStatus], target: str) -> str:
     """The verdict, first thing on the page: counts overall and per component."""
     e = html.escape
@@ -233,6 +243,7 @@ def html_banner(rows: list[CriterionStatus], target: str) -> str:
                        + e(", ".join(f"{k} by {', '.join(b)}" for k, b in v.blocked.items())) + "</p>")
     if v.incomplete:
         details.append(f"<p><b>Not proven here:</b> {e(', '.join(v.incomplete))}</p>")
+    details.append(f"<p><b>Scope:</b> {e(scope_line(rows))}</p>")
     return f"""
 <div id="verdict" style="border:4px solid {colour};padding:8px 16px;margin:8px 0 16px 0">
 <h1 style="color:{colour};margin:4px 0">{e(v.verdict)} &middot; {e(target)} target</h1>

@@ -187,3 +187,12 @@ def test_json_and_html_carry_the_same_rows(tmp_path):
     page = signoff.html_table(rows, "local", {"mlflow": "2.9.2"}, {"a": 1}, 12.3, ["note"])
     assert page.count("<tr><td><b>") == len(rows)
     assert "SignatureDoesNotMatch" in page
+
+
+def test_the_banner_says_which_criteria_a_narrow_verdict_covers():
+    only_service = signoff.build([r for r in all_passed() if r.criterion.startswith("3.1-a")],
+                                 unavailable={s: "not here" for s in ("k8s", "gpu", "disruptive", "service")})
+    line = signoff.scope_line(only_service)
+    assert "skipped" in line and "3.1-pods" in line and "outside it" in line
+    assert "Scope:" in signoff.html_banner(only_service, "local")
+    assert "all" in signoff.scope_line(signoff.build(all_passed()))
