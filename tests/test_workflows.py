@@ -273,7 +273,7 @@ def test_the_summary_script_renders_a_report(tmp_path):
     report = tmp_path / "report"
     report.mkdir()
     (report / "signoff.json").write_text(json.dumps({
-        "target": "kind", "duration_s": 412.5,
+        "target": "kind", "duration_s": 412.5, "verdict": "REJECTED",
         "summary": {"passed": 1, "failed": 1, "skipped": 1, "not-covered": 0},
         "criteria": [
             {"id": "3.2-db", "status": "passed", "evidence": "3 tables"},
@@ -290,7 +290,7 @@ def test_the_summary_script_renders_a_report(tmp_path):
     done, text = run_summary(tmp_path, report)
     assert done.returncode == 0, done.stderr
     assert text.startswith("## Nightly test")
-    assert "Target `kind`, verdict in 412.5 s: 1 passed, 1 failed, 1 skipped, 0 not-covered" in text
+    assert "**REJECTED**: target `kind`, 412.5 s: 1 passed, 1 failed, 1 skipped, 0 not-covered" in text
     assert "| 3.3-ui | **failed** | GET /health -> 503 body: a \\| b |" in text
     assert "| 3.2-db | passed | 3 tables |" in text
     assert "3 tests: 1 failed, 0 errors, 1 skipped" in text
