@@ -99,6 +99,23 @@ def node():
         provider.down()
 
 
+# Namespaces `fault` made during the running test: deleted after it, so each fault starts on a node
+# without the previous faults' predictors (a crash-looping one slowed the next one's readiness).
+_FAULT_NAMESPACES: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _delete_this_tests_faults(request):
+    yield
+    if "node" not in request.fixturenames or not _FAULT_NAMESPACES:
+        return
+    kube = request.getfixturevalue("node").provider.kube
+    while _FAULT_NAMESPACES:
+        ns = _FAULT_NAMESPACES.pop()
+        kube.delete("v1", "Namespace", ns)
+        kube.wait_gone("v1", "Namespace", ns, timeout=180)
+
+
 def fault(node, name: str, *, mutate=None, sets: dict | None = None, wait_ready: bool = False,
           extra: list[dict] = ()) -> SimpleNamespace:
     """The example InferenceService (with its S3 Secret and ServiceAccount) in a fresh namespace, rendered
@@ -115,6 +132,7 @@ def fault(node, name: str, *, mutate=None, sets: dict | None = None, wait_ready:
     objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, *extra, *objects]
     if mutate:
         mutate(objects)
+    _FAULT_NAMESPACES.append(ns)
     node.provider.deployer.apply(objects)
     if wait_ready:
         node.provider.kube.wait_for("serving.kserve.io/v1beta1", "InferenceService", values.inference_service_name,
