@@ -2,7 +2,9 @@
 never oversubscribe; on real GPU nodes the container sees exactly its GPUs.
 
 On kwok the scheduling half runs against the real scheduler on simulated GPU nodes, with
-predictor-like probe pods made from the InferenceService's spec (no KServe controller there).
+predictor-like probe pods made from the InferenceService's spec (no KServe controller there). On
+node the real predictor is CPU-only (no GPU on the host): the same probe pods, made from the spec's
+GPU variant of that predictor, go to the simulated GPU nodes joined to the node (proof: simulated).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fixtures.kube.client import dig, quantity
 from fixtures.kube.gpu import LIST_COMMAND, visible_gpus
 from fixtures.kube.selectors import tolerates
 from suites.gpu_helpers import (
-    CapacityProbe, assert_placed, gpu_nodes, placement_problems, predictor_like_pod, wait_placed,
+    CapacityProbe, assert_placed, gpu_nodes, placement_problems, predictor_like_pod, scheduling_subject, wait_placed,
 )
 from suites.kserve_helpers import isvc_of, needs, runtime_for
 
@@ -45,27 +47,30 @@ def test_gpu_predictor_requests_and_limits_as_configured(stack, evidence):
 @criterion("3.4-gpu", scope="k8s")
 def test_gpu_predictor_lands_only_on_gpu_nodes(stack, evidence):
     v, k8s = stack.values, stack.k8s
-    if v.inference_gpu_count == 0:
-        pytest.skip("inference_gpu_count is 0: the predictor asks for no GPU")
     isvc = isvc_of(stack)
     assert isvc.exists, "the example InferenceService is missing"
+    subject, per_pod, variant = scheduling_subject(stack, isvc)
     nodes = gpu_nodes(stack)
     evidence(f"GPU nodes: {[(n.name, n.allocatable(v.kserve_gpu_resource_limit)) for n in nodes]}")
     assert nodes, f"no node labelled {dict(v.kserve_gpu_node_selector)} has {v.kserve_gpu_resource_limit} allocatable"
     started = time.monotonic()
-    if "kserve-controller" not in k8s.limitations:
+    if "kserve-controller" not in k8s.limitations and not variant:
         pods = k8s.pods(v.inference_service_namespace, f"serving.kserve.io/inferenceservice={v.inference_service_name}")
         assert pods, "no predictor pod to check"
         assert_placed(stack, pods, evidence, simulated=False)
     else:
-        # No controller (kwok): the pod KServe would make of this InferenceService, placed by the real scheduler.
+        # No controller (kwok), or a CPU-only predictor beside simulated GPU nodes (node): the pod KServe
+        # would make of the (GPU) predictor, placed by the real scheduler.
+        if variant:
+            evidence(variant, proof="simulated",
+                     note="simulated GPU nodes (kwok) joined to the node; a GPU cluster (tox -e gpu) proves it")
         rt, _ = runtime_for(stack)
         with k8s.scratch_namespace("acceptance-gpu") as ns:
-            body = predictor_like_pod(isvc, rt, "predictor-probe")
+            body = predictor_like_pod(subject, rt, "predictor-probe")
             body["metadata"]["namespace"] = ns
             k8s.create(body)
             wait_placed(k8s, ns, ["predictor-probe"], timeout=60)
-            assert_placed(stack, [k8s.pod("predictor-probe", ns)], evidence, simulated=True)
+            assert_placed(stack, [k8s.pod("predictor-probe", ns)], evidence, simulated=True, per_pod=per_pod)
     evidence(f"placement checked in {time.monotonic() - started:.2f} s")
 
 
@@ -74,13 +79,15 @@ def test_gpu_requests_beyond_free_capacity_stay_pending(stack, evidence):
     """Never oversubscribed: predictor-like pods beyond the free GPUs stay Pending (Unschedulable for the
     GPU resource); one asking more than any node has is never placed."""
     v, k8s = stack.values, stack.k8s
-    if v.inference_gpu_count == 0:
-        pytest.skip("inference_gpu_count is 0: the predictor asks for no GPU")
     isvc = isvc_of(stack)
     assert isvc.exists, "the example InferenceService is missing"
+    subject, per_pod, variant = scheduling_subject(stack, isvc)
     res, nodes = v.kserve_gpu_resource_limit, gpu_nodes(stack)
     assert nodes, f"no GPU nodes ({dict(v.kserve_gpu_node_selector)}, {res} allocatable)"
-    probe = CapacityProbe(stack, isvc, nodes)
+    if variant:
+        evidence(variant, proof="simulated",
+                 note="simulated GPU nodes (kwok) joined to the node; a GPU cluster (tox -e gpu) proves it")
+    probe = CapacityProbe(stack, subject, nodes, per_pod=per_pod)
     with k8s.scratch_namespace("acceptance-gpu-cap") as ns:
         pods = probe.run(ns)
         probe.record(pods, evidence)
