@@ -48,3 +48,23 @@ def suite_run(tmp_path, run_tmpdir):
                          **kwargs)
 
     return run
+
+
+# --- running the project's tests on two workers (pytest-xdist, `--dist loadgroup`) -----------------
+# Why groups: a module's fixtures (a kwok cluster, a real node) are made once per worker, so each
+# module stays on one worker; and there is one real node per machine (fixtures.node.host.MachineLock),
+# so every module that brings one up shares a single group and runs one after the other.
+REAL_NODE_MODULES = {"test_node.py", "test_node_stack.py", "test_node_suite_run.py", "test_kserve_node_faults.py"}
+REAL_NODE_GROUP = "real-node"
+
+
+def xdist_group_of(path: Path) -> str:
+    return REAL_NODE_GROUP if path.name in REAL_NODE_MODULES else path.stem
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.path)))
+    # The real node's group is the longest: handed out first, so the other worker takes the rest
+    # beside it instead of waiting for it at the end (a stable sort keeps each module's order).
+    items.sort(key=lambda item: xdist_group_of(item.path) != REAL_NODE_GROUP)
