@@ -207,3 +207,44 @@ def test_an_ingress_for_another_host_fails_the_ingress_check(node):
     stack = deploy_minio(node, other_host)
     text = fails(m31.test_minio_ingress_routes_to_the_service, stack)
     assert "no Ingress" in text and "serves host" in text, text
+
+
+# --- last: a component's pod that dies and cannot be replaced (it breaks the stack for good) --------
+
+def test_a_pod_that_cannot_be_replaced_is_named_with_the_tail_of_its_log(node):
+    """MLflow's pod deleted in the middle of the checks while a ResourceQuota refuses every new pod in
+    its namespace: the MLflow checks fail, and the liveness view every failed check asks
+    (fixtures/liveness.py) names mlflow as not running, with the quota's refusal from the events and
+    the last lines of its log, copied before the pod went; the other components still answer."""
+    import time
+
+    import suites.test_33_mlflow as s33
+    from fixtures import liveness
+
+    stack, kube, ns = node.stack, node.kube, node.stack.values.mlflow_namespace
+    names = {c.name for c in stack.components}
+    assert {"s3", "postgresql", "mlflow"} <= names, names
+    assert not liveness.look(stack.components), "a component is already down before the break"
+    recorded = stack.logs["mlflow"]
+    assert recorded.exists() and recorded.read_text().strip(), "no copy of mlflow's pod log"
+
+    kube.apply({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-new-pods", "namespace": ns},
+                "spec": {"hard": {"pods": "0"}}})
+    for pod in kube.pods(ns, "app=mlflow"):
+        kube.delete("v1", "Pod", pod.name, ns, grace_period=0)
+    deadline = time.monotonic() + 120
+    while kube.pods(ns, "app=mlflow") and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not kube.pods(ns, "app=mlflow"), "MLflow's pod was replaced despite the quota"
+
+    with pytest.raises(Exception):  # noqa: B017 - whatever the client raises: the check must not pass
+        s33.test_rest_api_experiments_and_runs(stack, Evidence())
+    findings = liveness.look(stack.components)
+    assert [f.component.name for f in findings] == ["mlflow"], [f.describe() for f in findings]
+    text = findings[0].describe()
+    assert text.startswith("mlflow is not running (no Ready pod in"), text
+    assert "forbidden" in text and "quota" in text, text
+    assert "last lines of mlflow.log:" in text and len(text.split("last lines of mlflow.log:")[1].strip()) > 0, text
+    # The others are still judged on their own: the object store and the database answer.
+    m31.test_minio_pods_running_and_ready(stack, Evidence())
+    m32.test_postgresql_statefulset_ready(stack, Evidence())
