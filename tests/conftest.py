@@ -62,9 +62,35 @@ def xdist_group_of(path: Path) -> str:
     return REAL_NODE_GROUP if path.name in REAL_NODE_MODULES else path.stem
 
 
+# tryfirst: xdist's worker turns the xdist_group mark into the `@group` suffix of the node id in its
+# own pytest_collection_modifyitems, so the mark must be there before that hook runs.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.path)))
     # The real node's group is the longest: handed out first, so the other worker takes the rest
     # beside it instead of waiting for it at the end (a stable sort keeps each module's order).
     items.sort(key=lambda item: xdist_group_of(item.path) != REAL_NODE_GROUP)
+
+
+def pytest_configure(config):
+    if getattr(config.option, "dist", "no") == "loadgroup" and tuple(map(int, pytest.__version__.split(".")[:2])) >= (9, 2):
+        raise pytest.UsageError(f"--dist loadgroup does not group tests on pytest {pytest.__version__} "
+                                "(pytest-xdist 3.8): install pytest<9.2 (tox -e tests does) or run with -n 0")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    """Stop a worker whose tests did not get their group: the real-node modules would run at once.
+
+    Seen with pytest 9.2 and pytest-xdist 3.8 (the group suffix is written where pytest no longer
+    reads it): one node's test waited on the other's machine lock and both host snapshots saw the
+    other's node. tox.ini pins pytest below 9.2 for this.
+    """
+    if not getattr(session.config.option, "loadgroup", False) or not session.items:
+        return
+    ungrouped = [item.nodeid for item in session.items if "@" not in item.nodeid]
+    if ungrouped:
+        raise pytest.UsageError(
+            f"pytest-xdist's --dist loadgroup did not group {ungrouped[0]} (pytest {pytest.__version__}): "
+            "install pytest<9.2 (tox -e tests does) or run with -n 0")
