@@ -265,7 +265,12 @@ def _kwok_missing() -> str | None:
     return None
 
 
-kwok = pytest.mark.skipif(bool(_kwok_missing()), reason=_kwok_missing() or "")
+def kwok(test):
+    """A test on a kwok cluster. Its timeout covers the first one's wait for the kube binaries: on a
+    cold cache another worker may be building them (under their lock) for the real node, ~25 min on
+    2 busy cores; CI's first cold run timed these out at 600 s in that wait."""
+    test = pytest.mark.skipif(bool(_kwok_missing()), reason=_kwok_missing() or "")(test)
+    return pytest.mark.timeout(2400)(test)
 
 
 @pytest.fixture(scope="module")

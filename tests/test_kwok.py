@@ -27,7 +27,9 @@ from fixtures.config import load_values
 from fixtures.kube.cluster import REQUIRED_BINARIES, KwokCluster, KwokError
 from fixtures.kube.toolchain import binary_paths
 
-pytestmark = pytest.mark.timeout(900)
+# Covers the module cluster's wait for the kube binaries, which another worker may be building
+# cold for the real node (~25 min on 2 busy cores).
+pytestmark = pytest.mark.timeout(2400)
 
 ROOT = Path(__file__).resolve().parent.parent
 
