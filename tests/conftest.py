@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.background_build import BackgroundBuild
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -54,7 +56,11 @@ def suite_run(tmp_path, run_tmpdir):
 # Why groups: a module's fixtures (a kwok cluster, a real node) are made once per worker, so each
 # module stays on one worker; and there is one real node per machine (fixtures.node.host.MachineLock),
 # so every module that brings one up shares a single group and runs one after the other.
-REAL_NODE_MODULES = {"test_node.py", "test_node_stack.py", "test_node_suite_run.py", "test_kserve_node_faults.py"}
+# In the order they run: on a cold cache the first needs only the node's binaries, the second also
+# the stack's images, the last two KServe's too, which the background build (tests/background_build.py)
+# makes meanwhile.
+REAL_NODE_ORDER = ("test_node.py", "test_node_stack.py", "test_node_suite_run.py", "test_kserve_node_faults.py")
+REAL_NODE_MODULES = set(REAL_NODE_ORDER)
 REAL_NODE_GROUP = "real-node"
 
 
@@ -70,7 +76,8 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.path)))
     # The real node's group is the longest: handed out first, so the other worker takes the rest
     # beside it instead of waiting for it at the end (a stable sort keeps each module's order).
-    items.sort(key=lambda item: xdist_group_of(item.path) != REAL_NODE_GROUP)
+    items.sort(key=lambda item: (xdist_group_of(item.path) != REAL_NODE_GROUP,
+                                 REAL_NODE_ORDER.index(item.path.name) if item.path.name in REAL_NODE_MODULES else 0))
 
 
 def pytest_configure(config):
@@ -81,6 +88,13 @@ def pytest_configure(config):
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session):
+    _check_groups(session)
+    if not hasattr(session.config, "workerinput") and session.items:
+        # A run without xdist (-n 0): it collected the tests itself.
+        _BUILD.start([item.nodeid for item in session.items])
+
+
+def _check_groups(session) -> None:
     """Stop a worker whose tests did not get their group: the real-node modules would run at once.
 
     Seen with pytest 9.2 and pytest-xdist 3.8 (the group suffix is written where pytest no longer
@@ -94,3 +108,19 @@ def pytest_collection_finish(session):
         raise pytest.UsageError(
             f"pytest-xdist's --dist loadgroup did not group {ungrouped[0]} (pytest {pytest.__version__}): "
             "install pytest<9.2 (tox -e tests does) or run with -n 0")
+
+
+# --- the real node's builds, in the background (tests/background_build.py) ------------------------
+_BUILD = BackgroundBuild(REAL_NODE_MODULES, {"test_node_suite_run.py", "test_kserve_node_faults.py"})
+
+
+def pytest_xdist_node_collection_finished(node, ids):
+    """xdist's controller: a worker's collected ids (the controller collects nothing itself)."""
+    _BUILD.start(ids)
+
+
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):
+        _BUILD.stop()

@@ -1,0 +1,35 @@
+"""The real node's background build (tests/background_build.py, fixtures/node/prebuild.py): started
+only for runs that collect a real-node module, and its command refuses bad input in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.background_build import BackgroundBuild
+from tests.conftest import REAL_NODE_MODULES, ROOT
+
+KSERVE = {"test_node_suite_run.py", "test_kserve_node_faults.py"}
+
+
+def test_only_runs_with_a_real_node_module_build_and_kserve_only_when_asked():
+    build = BackgroundBuild(REAL_NODE_MODULES, KSERVE)
+    assert build.wanted(["tests/test_inputs.py::test_x@test_inputs", "tests/test_lint.py::test_y"]) == (False, False)
+    assert build.wanted(["tests/test_node.py::test_success_restores_the_host@real-node"]) == (True, False)
+    assert build.wanted(["tests/test_kserve_node_faults.py::test_a[x]@real-node"]) == (True, True)
+
+
+def test_turned_off_it_starts_nothing(monkeypatch):
+    monkeypatch.setenv("TESTS_PREBUILD", "0")
+    build = BackgroundBuild(REAL_NODE_MODULES, KSERVE)
+    build.start(["tests/test_node.py::test_success_restores_the_host"])
+    assert build.proc is None
+
+
+def test_prebuild_names_a_values_file_that_does_not_exist_in_one_line(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    done = subprocess.run([sys.executable, "-m", "fixtures.node", "prebuild", "--values", str(missing)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(missing) in lines[0] and "Traceback" not in done.stderr, done.stderr
