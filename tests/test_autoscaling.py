@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -24,6 +23,7 @@ from types import SimpleNamespace
 import pytest
 
 from fixtures.kube.usage_feeder import ProcessTreeCpu, listener_pid
+from tests.tools import kwok_unbuildable
 from load.autoscaling import Target, _duration_s, chart, judge, pick_target, summarize
 
 GOOD = dict(minimum=1, maximum=3, load_start=100.0, load_stop=145.0, scale_up_timeout_s=45,
@@ -255,21 +255,12 @@ def _start_cpu_server(model: str = "oumi-model-example") -> _CpuServer:
     return _CpuServer(proc, port)
 
 
-def _kwok_missing() -> str | None:
-    from fixtures.kube.cluster import REQUIRED_BINARIES
-    from fixtures.kube.toolchain import binary_paths
-
-    missing = [b for b, p in binary_paths(REQUIRED_BINARIES + ("metrics-server",)).items() if not os.access(p, os.X_OK)]
-    if missing and not shutil.which("go"):
-        return f"kwok binaries {missing} not built and no `go` to build them"
-    return None
-
-
 def kwok(test):
     """A test on a kwok cluster. Its timeout covers the first one's wait for the kube binaries: on a
     cold cache another worker may be building them (under their lock) for the real node, ~25 min on
     2 busy cores; CI's first cold run timed these out at 600 s in that wait."""
-    test = pytest.mark.skipif(bool(_kwok_missing()), reason=_kwok_missing() or "")(test)
+    why = kwok_unbuildable("metrics-server")
+    test = pytest.mark.skipif(bool(why), reason=why or "")(test)
     return pytest.mark.timeout(2400)(test)
 
 

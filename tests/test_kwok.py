@@ -13,9 +13,7 @@ needs Go): skipped with the reason when they are missing and cannot be built.
 from __future__ import annotations
 
 import copy
-import os
 import secrets
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -24,8 +22,8 @@ from types import SimpleNamespace
 import pytest
 
 from fixtures.config import load_values
-from fixtures.kube.cluster import REQUIRED_BINARIES, KwokCluster, KwokError
-from fixtures.kube.toolchain import binary_paths
+from fixtures.kube.cluster import KwokCluster, KwokError
+from tests.tools import kwok_unbuildable
 
 # Covers the module cluster's wait for the kube binaries, which another worker may be building
 # cold for the real node (~25 min on 2 busy cores).
@@ -34,14 +32,7 @@ pytestmark = pytest.mark.timeout(2400)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _binaries_ready() -> str | None:
-    missing = [b for b, p in binary_paths(REQUIRED_BINARIES).items() if not os.access(p, os.X_OK)]
-    if missing and not shutil.which("go"):
-        return f"kwok binaries {missing} not built and no `go` to build them"
-    return None
-
-
-pytestmark = [pytestmark, pytest.mark.skipif(bool(_binaries_ready()), reason=_binaries_ready() or "")]
+pytestmark = [pytestmark, pytest.mark.skipif(bool(kwok_unbuildable()), reason=kwok_unbuildable() or "")]
 
 
 # --- the shared cluster ---------------------------------------------------------------

@@ -81,3 +81,16 @@ def go_program(name: str, package: str, version: str) -> Path:
                 shutil.rmtree(exe.parent)
             os.replace(out, exe.parent)
     return exe
+
+
+def kwok_unbuildable(*extra: str) -> str | None:
+    """Why the kwok tests cannot run here, or None: the kube binaries (and `extra`) are missing and
+    there is no `go` to build them. Missing but buildable is not a reason: the test's cluster builds
+    them, or waits under their lock while another worker or the background build does."""
+    from fixtures.kube.cluster import REQUIRED_BINARIES
+    from fixtures.kube.toolchain import binary_paths
+
+    missing = [b for b, p in binary_paths(REQUIRED_BINARIES + extra).items() if not os.access(p, os.X_OK)]
+    if missing and not shutil.which("go"):
+        return f"kwok binaries {missing} not built and no `go` to build them"
+    return None
