@@ -3,6 +3,7 @@ only for runs that collect a real-node module, and its command refuses bad input
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -33,3 +34,18 @@ def test_prebuild_names_a_values_file_that_does_not_exist_in_one_line(tmp_path):
     assert done.returncode == 2, done
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and str(missing) in lines[0] and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_workers_progress_lines_reach_the_runs_terminal(tmp_path):
+    """A build that a pytest-xdist worker's fixture runs says how far it is on the run's terminal
+    (a worker's own terminal reporter goes nowhere: a cold build there looked hung in CI's log)."""
+    (tmp_path / "test_say.py").write_text(
+        "from fixtures import progress\n"
+        "def test_say(pytestconfig):\n"
+        "    progress.attach(pytestconfig)\n"
+        "    progress.say('building something: 3 of 7')\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:randomly", str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "[acceptance] building something: 3 of 7" in done.stdout + done.stderr
