@@ -64,6 +64,7 @@ def suite_run(tmp_path, run_tmpdir):
 # makes meanwhile.
 REAL_NODE_ORDER = ("test_node.py", "test_node_stack.py", "test_node_suite_run.py", "test_kserve_node_faults.py")
 REAL_NODE_MODULES = set(REAL_NODE_ORDER)
+KSERVE_NODE_MODULES = set(REAL_NODE_ORDER[2:])
 REAL_NODE_GROUP = "real-node"
 # Handed out right after the real node's group, longest first, so that no worker starts a long test
 # at the end while the others are idle (a warm run's module totals on 2 workers: faults 594 s,
@@ -134,7 +135,7 @@ def _check_groups(session) -> None:
 
 
 # --- the real node's builds, in the background (tests/background_build.py) ------------------------
-_BUILD = BackgroundBuild(REAL_NODE_MODULES, {"test_node_suite_run.py", "test_kserve_node_faults.py"})
+_BUILD = BackgroundBuild(REAL_NODE_MODULES, KSERVE_NODE_MODULES)
 
 
 def pytest_xdist_node_collection_finished(node, ids):

@@ -8,9 +8,8 @@ import subprocess
 import sys
 
 from tests.background_build import BackgroundBuild
+from tests.conftest import KSERVE_NODE_MODULES as KSERVE
 from tests.conftest import REAL_NODE_MODULES, ROOT
-
-KSERVE = {"test_node_suite_run.py", "test_kserve_node_faults.py"}
 
 
 def test_only_runs_with_a_real_node_module_build_and_kserve_only_when_asked():
