@@ -8,6 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 
 CATALOG = Path(__file__).with_name("criteria.md")
+# Where a criterion can be checked, as the catalog's "Scope says ..." list names them.
+SCOPES = ("service", "k8s", "gpu", "disruptive")
 _ROW = re.compile(r"^\|\s*(?P<id>3[.\d]*-[a-z-]+)\s*\|\s*(?P<scope>[a-z0-9, ]+?)\s*\|\s*(?P<text>.+?)\s*\|\s*$")
 
 

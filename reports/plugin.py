@@ -35,6 +35,8 @@ class RunEnvironment:
     notes: list = field(default_factory=list)
     secrets: list = field(default_factory=list)
     unavailable: dict = field(default_factory=dict)  # scope -> why the target cannot check it
+    # scopes the verdict must cover to be ACCEPTED: --require-scope, else the target's default
+    required_scopes: tuple = ()
 
 
 _ENV = pytest.StashKey[RunEnvironment]()
@@ -54,6 +56,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where acceptance.html, junit.xml and signoff.json go (default: reports/out)")
     group.addoption("--require-accepted", action="store_true",
                     help="exit non-zero unless the verdict is ACCEPTED (a CI gate; pytest's own exit code otherwise)")
+    group.addoption("--require-scope", action="append", default=[], metavar="SCOPE[,SCOPE]",
+                    help="scopes the verdict must cover to be ACCEPTED (service, k8s, gpu, disruptive; repeatable "
+                    "or a comma list): a required scope whose rows are skipped on this target makes the verdict "
+                    "INCOMPLETE (default: service, plus k8s on the Kubernetes targets)")
 
 
 def _is_acceptance_run(config: pytest.Config) -> bool:
@@ -204,8 +210,8 @@ class AcceptanceReport:
         rows = signoff.build(list(self.results.values()), self.criteria, env.unavailable)
         self.rows, self.duration = rows, time.monotonic() - self.started
         signoff.write_json(self.report_dir / "signoff.json", rows, env.target, env.versions, env.values,
-                           self.duration, env.notes)
-        verdict = signoff.verdict(rows)
+                           self.duration, env.notes, env.required_scopes)
+        verdict = signoff.verdict(rows, env.required_scopes)
         _junit_properties(self.config, rows, verdict)
         if self.html_report is not None:
             self.html_report.title = f"MLOps stack acceptance: {verdict.verdict} ({env.target} target)"
@@ -219,7 +225,7 @@ class AcceptanceReport:
             return
         env = environment(self.config)
         prefix.insert(0, signoff.html_table(self.rows, env.target, env.versions, env.values, self.duration,
-                                            env.notes))
+                                            env.notes, env.required_scopes))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report) -> None:
@@ -234,9 +240,11 @@ class AcceptanceReport:
         for row in self.rows:
             tr.write_line(f"{row.status:<12} {row.proof or '':<10} {row.id:<22} "
                           f"{row.evidence.splitlines()[0][:100] if row.evidence else ''}")
-        verdict = signoff.verdict(self.rows)
+        required = environment(self.config).required_scopes
+        verdict = signoff.verdict(self.rows, required)
         tr.write_line(f"VERDICT {verdict.line()}", bold=True,
                       **{"green" if verdict.verdict == "ACCEPTED" else "red": True})
+        tr.write_line(signoff.scopes_line(self.rows, required))
         tr.write_line(f"reports: {self.report_dir}/{{acceptance.html,signoff.json,junit.xml}}")
 
     @pytest.hookimpl(trylast=True)
@@ -257,8 +265,9 @@ class AcceptanceReport:
         text = page.read_text()
         if 'id="verdict"' in text:
             return
-        page.write_text(text.replace("<body>", "<body>" + signoff.html_banner(self.rows, environment(self.config).target),
-                                     1))
+        env = environment(self.config)
+        page.write_text(text.replace("<body>", "<body>" + signoff.html_banner(self.rows, env.target,
+                                                                               env.required_scopes), 1))
 
 
 def _failure_text(report: pytest.TestReport) -> str:
@@ -283,6 +292,11 @@ def _junit_properties(config: pytest.Config, rows, verdict) -> None:
         xml.add_global_property(f"count.{status}", n)
     if verdict.root_failures:
         xml.add_global_property("root_failures", ",".join(verdict.root_failures))
+    xml.add_global_property("scopes.required", ",".join(verdict.required_scopes))
+    xml.add_global_property("scopes.covered", ",".join(verdict.covered_scopes))
+    xml.add_global_property("scopes.unchecked", ",".join(verdict.unchecked_scopes))
+    if verdict.scope_gaps:
+        xml.add_global_property("scope_gaps", "; ".join(verdict.scope_gaps))
     for row in rows:
         blocked = f" blocked by {','.join(row.blocked_by)}" if row.blocked_by else ""
         xml.add_global_property(f"criterion.{row.id}", f"{row.status} ({row.proof or 'no proof'}){blocked}")

@@ -11,7 +11,9 @@ Each check result carries its outcome and its proof (how it knew: `live`, `simul
   skipped      every check was skipped because the target cannot reach its scope
   not-covered  no check exists for it
 The verdict: ACCEPTED when every criterion in the target's scope passed, REJECTED when any
-failed, INCOMPLETE otherwise.
+failed, INCOMPLETE otherwise. A run names the scopes it requires (`--require-scope`; the target's
+default otherwise): a required scope whose rows were skipped makes an otherwise clean verdict
+INCOMPLETE, so a narrow target cannot sign off what it never checked.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class CriterionStatus:
     blocked_by: list[str] = field(default_factory=list)  # set when every failure of the row is a consequence
     section: str = ""
     figures: list[str] = field(default_factory=list)  # inline SVG, kept out of signoff.json
+    # the row's scopes this target did not check: all of a skipped row's; of a row of several scopes
+    # (3.2-backup: service, k8s), those the target cannot reach
+    unchecked_scopes: list[str] = field(default_factory=list)
 
 
 def weakest(proofs) -> str | None:
@@ -132,13 +137,14 @@ def build(results: list[CheckResult], collected: dict[str, str] | None = None,
         elif status == "not-covered":
             evidence = "no check of it was collected in this run (none exists yet, or its suite file was not given)"
         failures = [r for r in mine if r.outcome == "failed"]
+        unchecked = list(c.scopes) if status == "skipped" else [s for s in c.scopes if s in unavailable]
         blockers = [r.blocked_by or blocked_by(r.message) for r in failures]
         rows.append(CriterionStatus(
             id=c.id, scope=", ".join(c.scopes), criterion=c.text, status=status, evidence=evidence,
             checks=[r.nodeid for r in mine] + unrun, logs=sorted({log for r in mine for log in r.logs}),
             proof=weakest(r.proof for r in mine if r.outcome == "passed"),
             blocked_by=sorted(set(blockers)) if failures and all(blockers) else [],
-            section=c.section, figures=[f for r in mine for f in r.figures],
+            section=c.section, figures=[f for r in mine for f in r.figures], unchecked_scopes=unchecked,
         ))
     return rows
 
@@ -150,6 +156,68 @@ def counts(rows: list[CriterionStatus]) -> dict[str, int]:
     return found
 
 
+def parse_scopes(given) -> tuple[str, ...]:
+    """`--require-scope` values (repeatable, each a comma list) as catalog scopes, in the order given;
+    ValueError naming a value that is not one."""
+    found = []
+    for item in given or ():
+        for part in str(item).split(","):
+            scope = part.strip()
+            if scope not in catalog.SCOPES:
+                raise ValueError(f"--require-scope {scope!r}: not a scope of the catalog "
+                                 f"(choose from {', '.join(catalog.SCOPES)})")
+            found.append(scope)
+    return tuple(dict.fromkeys(found))
+
+
+@dataclass
+class ScopeCoverage:
+    """Which rows of one scope the verdict judged (a row of several scopes counts for each)."""
+    scope: str
+    rows: list[str]
+    skipped: list[str]  # rows whose part of this scope was not checked
+
+    @property
+    def judged(self) -> int:
+        return len(self.rows) - len(self.skipped)
+
+    @property
+    def state(self) -> str:  # covered | partly | not checked
+        if not self.skipped:
+            return "covered"
+        return "partly" if self.judged else "not checked"
+
+    def describe(self) -> str:
+        n = f"{len(self.rows)} row{'s' if len(self.rows) != 1 else ''}"
+        if self.state == "covered":
+            return f"{self.scope} (all {n})"
+        if self.state == "partly":
+            return f"{self.scope} ({self.judged} of {n}; not checked: {', '.join(self.skipped)})"
+        return f"{self.scope} (none of its {n})"
+
+
+def coverage(rows: list[CriterionStatus]) -> dict[str, ScopeCoverage]:
+    """scope -> the rows of that scope and those whose part of it was not checked, for every scope of the
+    catalog."""
+    found = {s: ScopeCoverage(s, [], []) for s in catalog.SCOPES}
+    for r in rows:
+        unchecked = set(r.unchecked_scopes) | ({s.strip() for s in r.scope.split(",")} if r.status == "skipped"
+                                               else set())
+        for scope in (s.strip() for s in r.scope.split(",")):
+            entry = found.setdefault(scope, ScopeCoverage(scope, [], []))
+            entry.rows.append(r.id)
+            if scope in unchecked:
+                entry.skipped.append(r.id)
+    return found
+
+
+def scope_gap(c: ScopeCoverage) -> str:
+    """Why a required scope keeps the verdict from ACCEPTED."""
+    if c.state == "not checked":
+        return f"required scope {c.scope} not checked on this target (none of its {len(c.rows)} rows)"
+    return f"required scope {c.scope} not fully checked on this target ({', '.join(c.skipped)} not checked)"
+
+
 @dataclass
 class Verdict:
     verdict: str  # ACCEPTED | REJECTED | INCOMPLETE
@@ -158,6 +226,10 @@ class Verdict:
     blocked: dict[str, list[str]]  # failed row -> the criteria that blocked it
     incomplete: list[str]  # partial, not-run and not-covered rows
     by_component: dict[str, dict[str, int]]
+    required_scopes: list[str] = field(default_factory=list)
+    covered_scopes: list[str] = field(default_factory=list)  # every row of the scope was judged
+    unchecked_scopes: dict[str, list[str]] = field(default_factory=dict)  # scope -> its skipped rows
+    scope_gaps: list[str] = field(default_factory=list)  # required scopes with skipped rows, said why
 
     def line(self) -> str:
         shown = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n)
@@ -166,18 +238,23 @@ class Verdict:
             text += f"; root failures: {', '.join(self.root_failures)}"
         if self.blocked:
             text += "; blocked: " + ", ".join(f"{k} (by {', '.join(v)})" for k, v in self.blocked.items())
+        if self.scope_gaps:
+            text += "; " + "; ".join(self.scope_gaps)
         return text
 
 
-def verdict(rows: list[CriterionStatus]) -> Verdict:
-    """ACCEPTED when every row in the target's scope (every row not `skipped`) passed, and at least
-    one did; REJECTED when any failed; INCOMPLETE otherwise."""
+def verdict(rows: list[CriterionStatus], required: tuple[str, ...] | list[str] = ()) -> Verdict:
+    """ACCEPTED when every row in the target's scope (every row not `skipped`) passed, at least one
+    did, and no row of a `required` scope was skipped; REJECTED when any failed; INCOMPLETE
+    otherwise."""
     found = counts(rows)
     failed = [r for r in rows if r.status == "failed"]
     in_scope = [r for r in rows if r.status != "skipped"]
+    scopes = coverage(rows)
+    gaps = [scope_gap(scopes[s]) for s in required if s in scopes and scopes[s].skipped]
     if failed:
         word = "REJECTED"
-    elif in_scope and all(r.status == "passed" for r in in_scope):
+    elif not gaps and in_scope and all(r.status == "passed" for r in in_scope):
         word = "ACCEPTED"
     else:
         word = "INCOMPLETE"
@@ -191,17 +268,23 @@ def verdict(rows: list[CriterionStatus]) -> Verdict:
         blocked={r.id: r.blocked_by for r in failed if r.blocked_by},
         incomplete=[r.id for r in rows if r.status in ("partial", "not-run", "not-covered")],
         by_component=by_component,
+        required_scopes=list(required),
+        covered_scopes=[s for s, c in scopes.items() if c.rows and c.state == "covered"],
+        unchecked_scopes={s: c.skipped for s, c in scopes.items() if c.skipped},
+        scope_gaps=gaps,
     )
 
 
 def write_json(path: Path, rows: list[CriterionStatus], target: str, versions: dict, values: dict,
-               duration_s: float, notes: list[str]) -> None:
-    v = verdict(rows)
+               duration_s: float, notes: list[str], required: tuple[str, ...] | list[str] = ()) -> None:
+    v = verdict(rows, required)
     path.write_text(json.dumps({
         "target": target,
         "verdict": v.verdict,
         "verdict_detail": {"root_failures": v.root_failures, "blocked": v.blocked, "incomplete": v.incomplete,
-                           "by_component": v.by_component},
+                           "by_component": v.by_component, "required_scopes": v.required_scopes,
+                           "covered_scopes": v.covered_scopes, "unchecked_scopes": v.unchecked_scopes,
+                           "scope_gaps": v.scope_gaps},
         "summary": counts(rows),
         "criteria": [{k: val for k, val in asdict(r).items() if k not in ("figures", "section")} for r in rows],
         "versions": versions,
@@ -216,20 +299,34 @@ _COLOURS = {"passed": "#1b7f3b", "partial": "#b26a00", "failed": "#c62828", "ski
 _VERDICT_COLOURS = {"ACCEPTED": "#1b7f3b", "REJECTED": "#c62828", "INCOMPLETE": "#b26a00"}
 
 
-def scope_line(rows: list[CriterionStatus]) -> str:
+def scope_line(rows: list[CriterionStatus], required: tuple[str, ...] | list[str] = ()) -> str:
     """What the verdict covers, so an ACCEPTED on a narrow target is not read as the whole catalog."""
     skipped = [r.id for r in rows if r.status == "skipped"]
     judged = len(rows) - len(skipped)
     if not skipped:
-        return f"the verdict covers all {len(rows)} criteria of the catalog"
-    return (f"the verdict covers the {judged} of {len(rows)} criteria this target could check; "
-            f"{len(skipped)} skipped (each with its reason below) are outside it: {', '.join(skipped)}")
+        text = f"the verdict covers all {len(rows)} criteria of the catalog"
+    else:
+        text = (f"the verdict covers the {judged} of {len(rows)} criteria this target could check; "
+                f"{len(skipped)} skipped (each with its reason below) are outside it: {', '.join(skipped)}")
+    return f"{text}. {scopes_line(rows, required)}"
 
 
-def html_banner(rows: list[CriterionStatus], target: str) -> str:
+def scopes_line(rows: list[CriterionStatus], required: tuple[str, ...] | list[str] = ()) -> str:
+    """The verdict's scopes: covered, partly covered, not checked, and which the run required."""
+    by_state: dict[str, list[str]] = {}
+    for c in coverage(rows).values():
+        if c.rows:
+            by_state.setdefault(c.state, []).append(c.describe())
+    parts = [f"{state}: {', '.join(found)}" for state in ("covered", "partly", "not checked")
+             if (found := by_state.get(state))]
+    parts.append(f"required: {', '.join(required) or 'none'}")
+    return "scopes " + "; ".join(parts)
+
+
+def html_banner(rows: list[CriterionStatus], target: str, required: tuple[str, ...] | list[str] = ()) -> str:
     """The verdict, first thing on the page: counts overall and per component."""
     e = html.escape
-    v = verdict(rows)
+    v = verdict(rows, required)
     colour = _VERDICT_COLOURS[v.verdict]
     head = "".join(f"<th>{e(s)}</th>" for s in STATUSES)
     body = "".join(
@@ -241,9 +338,11 @@ def html_banner(rows: list[CriterionStatus], target: str) -> str:
     if v.blocked:
         details.append("<p><b>Blocked (not judged, a consequence):</b> "
                        + e(", ".join(f"{k} by {', '.join(b)}" for k, b in v.blocked.items())) + "</p>")
+    if v.scope_gaps:
+        details.append(f"<p><b>Required scope not checked:</b> {e('; '.join(v.scope_gaps))}</p>")
     if v.incomplete:
         details.append(f"<p><b>Not proven here:</b> {e(', '.join(v.incomplete))}</p>")
-    details.append(f"<p><b>Scope:</b> {e(scope_line(rows))}</p>")
+    details.append(f"<p><b>Scope:</b> {e(scope_line(rows, required))}</p>")
     return f"""
 <div id="verdict" style="border:4px solid {colour};padding:8px 16px;margin:8px 0 16px 0">
 <h1 style="color:{colour};margin:4px 0">{e(v.verdict)} &middot; {e(target)} target</h1>
@@ -256,7 +355,7 @@ def html_banner(rows: list[CriterionStatus], target: str) -> str:
 
 
 def html_table(rows: list[CriterionStatus], target: str, versions: dict, values: dict, duration_s: float,
-               notes: list[str]) -> str:
+               notes: list[str], required: tuple[str, ...] | list[str] = ()) -> str:
     """The sign-off section of the HTML report."""
     e = html.escape
     summary = ", ".join(f"{n} {s}" for s, n in counts(rows).items())
@@ -276,7 +375,7 @@ def html_table(rows: list[CriterionStatus], target: str, versions: dict, values:
     return f"""
 <section id="signoff">
 <h2>Sign-off: {e(target)} target</h2>
-<p>{e(verdict(rows).verdict)}: {e(summary)} &middot; verdict in {duration_s:.1f} s</p>
+<p>{e(verdict(rows, required).verdict)}: {e(summary)} &middot; verdict in {duration_s:.1f} s</p>
 <table class="signoff" border="1" cellpadding="4" style="border-collapse:collapse;width:100%">
 <thead><tr><th>ID</th><th>Scope</th><th>Status</th><th>Proof</th><th>Criterion</th><th>Evidence / reason</th>
 <th>Logs</th></tr></thead>

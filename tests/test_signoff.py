@@ -196,3 +196,78 @@ def test_the_banner_says_which_criteria_a_narrow_verdict_covers():
     assert "skipped" in line and "3.1-pods" in line and "outside it" in line
     assert "Scope:" in signoff.html_banner(only_service, "local")
     assert "all" in signoff.scope_line(signoff.build(all_passed()))
+
+
+def local_like(**overrides):
+    """A clean run on a target without Kubernetes: every k8s and gpu row skipped out of scope,
+    everything else passed (3.2-backup's service half included)."""
+    results = []
+    for c in catalog.load():
+        if c.id in overrides:
+            results.append(overrides[c.id])
+        elif c.scopes[0] in ("k8s", "gpu"):
+            results.append(result(c.id, "skipped", message="needs a Kubernetes target", out_of_scope=True))
+        else:
+            results.append(result(c.id, "passed", ["ok"]))
+    return signoff.build(results, unavailable={"k8s": "needs a Kubernetes target", "gpu": "needs GPU nodes"})
+
+
+def test_the_catalog_scopes_are_the_ones_its_rows_use():
+    assert set(catalog.SCOPES) == {s for c in catalog.load() for s in c.scopes}
+
+
+def test_require_scope_values_are_catalog_scopes_and_a_bad_one_is_named():
+    assert signoff.parse_scopes(["k8s,gpu", "k8s", " disruptive "]) == ("k8s", "gpu", "disruptive")
+    assert signoff.parse_scopes([]) == () and signoff.parse_scopes(None) == ()
+    for bad, named in ((["k8s,gpus"], "'gpus'"), (["kubernetes"], "'kubernetes'"), (["k8s,"], "''")):
+        try:
+            signoff.parse_scopes(bad)
+        except ValueError as exc:
+            assert str(exc).startswith(f"--require-scope {named}: not a scope of the catalog"), exc
+            assert "service, k8s, gpu, disruptive" in str(exc) and "\n" not in str(exc)
+        else:
+            raise AssertionError(f"{bad} accepted")
+
+
+def test_a_required_scope_the_target_skipped_keeps_the_verdict_from_accepted():
+    rows = local_like()
+    assert signoff.verdict(rows, ("service",)).verdict == "ACCEPTED"
+    v = signoff.verdict(rows, ("service", "k8s"))
+    assert v.verdict == "INCOMPLETE"
+    assert v.scope_gaps == ["required scope k8s not checked on this target (none of its 22 rows)"], v.scope_gaps
+    assert "required scope k8s not checked on this target" in v.line()
+    assert v.required_scopes == ["service", "k8s"] and "service" in v.covered_scopes
+    # 3.2-backup (service, k8s) passed on its service half: its k8s half counts as not checked.
+    assert {"3.1-pods", "3.2-backup"} <= set(v.unchecked_scopes["k8s"])
+    assert {r.id: r for r in rows}["3.2-backup"].unchecked_scopes == ["k8s"]
+    # A failure is still a rejection, whatever was required.
+    failed = local_like(**{"3.1-auth": result("3.1-auth", "failed", message="accepted")})
+    assert signoff.verdict(failed, ("service", "k8s")).verdict == "REJECTED"
+
+
+def test_a_required_scope_checked_only_in_part_is_named_with_its_skipped_rows():
+    """The node target: every k8s row runs but Knative's (skipped: no Envoy)."""
+    knative = result("3.4-knative", "skipped", message="no Knative on this node", out_of_scope=True)
+    rows = signoff.build(all_passed(**{"3.4-knative": knative}))
+    assert signoff.verdict(rows).verdict == "ACCEPTED"  # nothing required: the old rule
+    v = signoff.verdict(rows, ("service", "k8s"))
+    assert v.verdict == "INCOMPLETE"
+    assert v.scope_gaps == ["required scope k8s not fully checked on this target (3.4-knative not checked)"]
+    assert signoff.verdict(rows, ("service", "gpu")).verdict == "ACCEPTED"
+
+
+def test_the_scopes_a_verdict_covers_and_requires_are_in_every_report(tmp_path):
+    import json
+
+    rows = local_like()
+    line = signoff.scopes_line(rows, ("service", "k8s"))
+    assert line.startswith("scopes covered: service (all ")
+    assert "not checked: k8s (none of its 22 rows), gpu (none of its 1 row)" in line
+    assert line.endswith("required: service, k8s")
+    banner = signoff.html_banner(rows, "local", ("service", "k8s"))
+    assert "INCOMPLETE" in banner and "Required scope not checked" in banner and "required: service, k8s" in banner
+    signoff.write_json(tmp_path / "s.json", rows, "local", {}, {}, 1.0, [], ("service", "k8s"))
+    detail = json.loads((tmp_path / "s.json").read_text())["verdict_detail"]
+    assert json.loads((tmp_path / "s.json").read_text())["verdict"] == "INCOMPLETE"
+    assert detail["required_scopes"] == ["service", "k8s"] and "service" in detail["covered_scopes"]
+    assert detail["scope_gaps"] and "3.1-pods" in detail["unchecked_scopes"]["k8s"]
