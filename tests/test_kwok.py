@@ -465,6 +465,57 @@ def test_install_plan_runner_applies_patches_and_waits(kube, tmp_path):
     assert kube.read("v1", "Namespace", ns) is None
 
 
+def test_3_docs_reads_platform_versions_from_the_cluster_and_an_unreadable_one_leaves_it_partial(cluster):
+    """fixtures/kube/platform.py against the real API server: a cluster that should run KServe (no
+    limitations, as kind or cluster) whose controller names no version -> 3-docs' platform check skips
+    (the row reads partial) naming it; tagged, its version is read. On kwok's own view the controllers
+    are not on this target, said with kwok's reason, and nothing is missing."""
+    import suites.test_3_completion as m3
+    from fixtures.kube.client import Kube
+    from fixtures.kube.platform import read_versions
+    from fixtures.kube.providers.kwok import KwokProvider
+
+    ns = f"kserve-{secrets.token_hex(3)}"
+    values = load_values(sets=[f"kserve_namespace={ns}"])
+    real = Kube(cluster.api_client(), name=cluster.name)
+    labels = {"control-plane": "kserve-controller-manager"}
+
+    def controller(image: str) -> dict:
+        return {"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "kserve-controller-manager", "namespace": ns, "labels": labels},
+                "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+                    "containers": [{"name": "manager", "image": image}]}}}}
+
+    def stack_of(k):
+        return SimpleNamespace(k8s=k, values=values, target="kwok", platform_versions=lambda: read_versions(k, values))
+
+    try:
+        real.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        real.apply(controller("kserve/kserve-controller@sha256:" + "0" * 64))
+        evidence = Evidence()
+        with pytest.raises(pytest.skip.Exception) as info:
+            m3.test_the_report_records_the_k8s_platform_versions(stack_of(real), evidence)
+        why = str(info.value)
+        assert (f"kserve: Deployment {ns}/kserve-controller-manager has no app.kubernetes.io/version label and no "
+                "tagged kserve-controller image") in why, why
+        assert "knative-serving: no Deployment controller in knative-serving" in why, why
+        assert evidence[0].startswith("platform: kubernetes v1."), evidence
+        real.apply(controller("kserve/kserve-controller:v0.11.2"))
+        found = {p.component: p for p in read_versions(real, values)}
+        assert found["kserve"].version == "v0.11.2", found["kserve"]
+        assert found["kserve"].where == f"Deployment {ns}/kserve-controller-manager"
+        kwok = Kube(cluster.api_client(), name=cluster.name, limitations=KwokProvider.limitations)
+        try:
+            said = passes(m3.test_the_report_records_the_k8s_platform_versions, stack_of(kwok))
+        finally:
+            kwok.close()
+        assert "kserve not on this target (kwok runs no containers" in said[0], said
+        assert "cert-manager not on this target" in said[0] and "proof live: " in said, said
+    finally:
+        real.delete("v1", "Namespace", ns)
+        real.close()
+
+
 # --- the whole target, as a user runs it ------------------------------------------------------
 
 def test_suite_on_kwok_signs_off_k8s_criteria_and_leaves_nothing(suite_run, run_tmpdir):
@@ -487,6 +538,9 @@ def test_suite_on_kwok_signs_off_k8s_criteria_and_leaves_nothing(suite_run, run_
     assert all(r["proof"] == "live" for r in k8s_rows.values() if r["status"] == "passed"), k8s_rows
     assert signoff["verdict"] == "INCOMPLETE"
     assert "kwok runs no containers" in rows["3.4-controller"]["evidence"]
+    # `-k k8s` runs 3-docs' platform check only: the real API server's version; no KServe controller here.
+    docs = rows["3-docs"]["evidence"]
+    assert "platform: kubernetes v1." in docs and "kserve not on this target (kwok" in docs, docs
     assert any("pods are simulated" in n for n in signoff["notes"])
     assert done.returncode == 0, done.stdout[-3000:]
     # Nothing left: the cluster's processes and KWOK_WORKDIR, the provider's folder, the discovery cache,

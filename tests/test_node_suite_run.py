@@ -33,5 +33,13 @@ def test_the_suite_on_the_node_target_passes_31_32_33(suite_run):
     for check in ("test_gpu_predictor_lands_only_on_gpu_nodes", "test_gpu_requests_beyond_free_capacity_stay_pending"):
         assert f"partial: {check} proved it on simulated proof only" in gpu["evidence"], gpu["evidence"]
     assert any("SeaweedFS" in n for n in signoff.get("notes", [])), signoff.get("notes")
+    # 3-docs records the platform: the API server's Kubernetes version and KServe's, read from the cluster;
+    # Knative is not on the node (said with the reason), and nothing unreadable leaves the row partial.
+    docs = next(c for c in signoff["criteria"] if c["id"] == "3-docs")
+    assert docs["status"] == "passed", docs
+    assert "platform: kubernetes v1." in docs["evidence"], docs["evidence"]
+    assert "kserve v0." in docs["evidence"] and "cert-manager v1." in docs["evidence"], docs["evidence"]
+    assert "knative-serving not on this target" in docs["evidence"], docs["evidence"]
+    assert signoff["versions"]["kubernetes"].startswith("v1."), signoff["versions"]
     diff = snapshot_diff(before, snapshot())
     assert not diff, "the suite run left the host changed:\n" + "\n".join(diff)
