@@ -42,3 +42,16 @@ def same_prediction(served, expected) -> bool:
     if np.issubdtype(want.dtype, np.floating) or np.issubdtype(got.dtype, np.floating):
         return bool(np.allclose(got.astype(float), want.astype(float), rtol=1e-5, atol=1e-8))
     return bool(np.array_equal(got, want))
+
+
+def served_version(answer: dict, metadata: dict | None) -> tuple[str | None, str]:
+    """The registry version the server says it serves, and where it said so: the V2 infer answer's
+    `model_version`, else the model metadata's `versions` when they are one plain version number
+    (MLServer lists its dependencies' versions there: `sklearn/1.3`, never read as the model's)."""
+    named = answer.get("model_version")
+    if named not in (None, ""):
+        return str(named), "the infer answer's model_version"
+    versions = [str(v) for v in (metadata or {}).get("versions") or []]
+    if len(versions) == 1 and versions[0].isdigit():
+        return versions[0], "the model metadata's versions"
+    return None, "the server names no model version (neither the infer answer's model_version nor the metadata)"

@@ -8,6 +8,8 @@ the proxy, and the tests assert which criteria fail. Modes (only /infer requests
   wrong-shape  the first output's shape claims one row more than was sent ([N, 1] -> [N+1, 1]), data
                unchanged (a transpose would be no change for the one-row input example)
   wrong-dtype  the first output's datatype FP32, data as floats
+  first-row-only  the first row's answer passed on, every other row's answer off by one (an endpoint
+               right on one row and wrong on the rest: caught only when more than one row is compared)
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class Proxy:
             headers = {k: v for k, v in handler.headers.items() if k.lower() in ("content-type",)}
             upstream = requests.request(method, self.upstream + handler.path, data=body, headers=headers, timeout=60)
             payload = upstream.content
-            if infer and upstream.ok and self.mode in ("wrong-shape", "wrong-dtype"):
+            if infer and upstream.ok and self.mode in ("wrong-shape", "wrong-dtype", "first-row-only"):
                 payload = self.rewrite(upstream.json())
             self.counts["forwarded"] += 1
             self.reply(handler, upstream.status_code, payload, upstream.headers.get("Content-Type"))
@@ -87,6 +89,9 @@ class Proxy:
         first = answer["outputs"][0]
         if self.mode == "wrong-shape":
             first["shape"] = [first["shape"][0] + 1, *first["shape"][1:]]
+        elif self.mode == "first-row-only":
+            per_row = len(first["data"]) // max(first["shape"][0], 1)
+            first["data"] = first["data"][:per_row] + [x + 1 for x in first["data"][per_row:]]
         else:
             first["datatype"], first["data"] = "FP32", [float(x) for x in first["data"]]
         return json.dumps(answer).encode()

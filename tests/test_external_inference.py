@@ -8,6 +8,8 @@ under the same name. Each fault must fail exactly its criteria; healthy, everyth
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from fixtures import envs
@@ -32,7 +34,14 @@ with mlflow.start_run():
 print(mlflow.register_model(info.model_uri, sys.argv[1]).version)
 """
 
+# Two registered versions of the served model's run (the same model twice: only the version tells them apart).
+_TWO_VERSIONS = r"""
+import sys, mlflow
+print(" ".join(mlflow.register_model(sys.argv[1], sys.argv[2]).version for _ in range(2)))
+"""
+
 EXPECTED = {
+    "first-row-only": {"3.4-inference", "3-integration"},
     "fail-share": {"3-load"},
     "slow": {"3-load"},
     "wrong-shape": {"3.4-inference"},
@@ -57,10 +66,10 @@ def dsn_of(stack, database: str | None = None) -> str:
             f"{database or pg.database}")
 
 
-def run_external(suite_run, stack, inference_url: str):
+def run_external(suite_run, stack, inference_url: str, *args: str):
     """The whole suite against the stack's endpoints; the DSNs through the environment, not argv."""
     return suite_run("--target", "external", "--s3-endpoint", stack.s3.endpoint, "--mlflow-uri", stack.mlflow.uri,
-                     "--inference-url", inference_url, "--set", "load_duration_s=4",
+                     "--inference-url", inference_url, "--set", "load_duration_s=4", *args,
                      env={"ACCEPTANCE_POSTGRES_DSN": dsn_of(stack),
                           "ACCEPTANCE_POSTGRES_ADMIN_DSN": stack.postgres.admin_conninfo})
 
@@ -79,10 +88,15 @@ def assert_fails_exactly(done, signoff, expected: set[str]) -> None:
 
 
 def test_a_healthy_external_stack_passes_every_service_criterion(running_stack, suite_run):
-    done, signoff = run_external(suite_run, running_stack, running_stack.inference.url)
+    done, signoff = run_external(suite_run, running_stack, running_stack.inference.url, "--require-accepted")
     assert_fails_exactly(done, signoff, set())
+    assert done.returncode == 0 and signoff["verdict_detail"]["required_scopes"] == ["service"]
     evidence = {c["id"]: c["evidence"] for c in signoff["criteria"]}
     assert "predicted by the MLflow" in evidence["3.4-inference"]  # judged against the registered version
+    # The input example has one row: widened, so that more than one row's answer is compared.
+    assert "widened to 2 rows" in evidence["3-integration"] and "for 2 row(s)" in evidence["3-integration"], \
+        evidence["3-integration"]
+    assert "served version: not named (the server names no model version" in evidence["3-integration"]
 
 
 @pytest.mark.parametrize("mode", sorted(EXPECTED))
@@ -135,3 +149,40 @@ def test_a_missing_database_fails_its_row_and_blocks_the_rows_that_need_it(runni
         assert rows[cid]["status"] == "passed", rows[cid]
     assert signoff["verdict"] == "REJECTED"
     assert signoff["verdict_detail"]["root_failures"] == ["3.2-database"]
+
+
+def test_an_endpoint_serving_another_version_than_the_one_to_serve_fails_integration(running_stack, suite_run,
+                                                                                    tmp_path):
+    """Versions 1 and 2 of one model (the same artifacts: their predictions cannot tell them apart), served
+    by a real MLServer that names version 1 in its answers. Version 2 is the newest: 3-integration fails
+    naming both; asked for version 1 (--model-version 1) it passes; asked for a version the registry lacks,
+    it fails saying so."""
+    stack = running_stack
+    name = f"acceptance-versioned-{secrets.token_hex(3)}"
+    done = stack.mlflow.run_client(_TWO_VERSIONS, f"runs:/{stack.served_model.run_id}/model", name)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "1 2"
+    server = LocalMlserver(envs.mlserver_env(stack.values.mlserver_version), tmp_path, tmp_path, free_port(),
+                           free_port(), free_port(), name,
+                           {**stack.mlflow.client_env, "MLFLOW_TRACKING_URI": stack.mlflow.uri})
+    only = ("--model-name", name, "-k", "served_model_is_the_registered_version")
+    try:
+        server.start(180)
+        server.load(f"models:/{name}/1", 180, version="1")
+        newest, asked, missing = (run_external(suite_run, stack, server.url, *only, *extra)
+                                  for extra in ((), ("--model-version", "1"), ("--model-version", "7")))
+        runs = {"newest": newest, "asked": asked, "missing": missing}
+        rows = {k: {c["id"]: c for c in signoff["criteria"]}["3-integration"] for k, (done, signoff) in runs.items()
+                if signoff is not None}
+    finally:
+        if server.service:
+            server.service.stop()
+    assert set(rows) == set(runs), {k: d.stdout[-2000:] for k, (d, _) in runs.items()}
+    assert rows["newest"]["status"] == "failed", rows["newest"]
+    assert (f"the endpoint serves version 1 of {name} (the infer answer's model_version), not version 2 (the newest "
+            f"version of {name!r})") in rows["newest"]["evidence"], rows["newest"]["evidence"]
+    assert rows["asked"]["status"] == "passed", rows["asked"]
+    assert "served version: 1 (the infer answer's model_version); to serve: version 1 (the version asked for " \
+           "(--model-version 1))" in rows["asked"]["evidence"], rows["asked"]["evidence"]
+    assert rows["missing"]["status"] == "failed", rows["missing"]
+    assert f"--model-version 7: {name!r} has no version 7 in the registry (versions 1, 2)" in rows["missing"]["evidence"]

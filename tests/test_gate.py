@@ -82,3 +82,12 @@ def test_the_kubernetes_targets_require_k8s_and_the_others_only_service():
     required = {t: provider_class(t).required_scopes for t in TARGETS}
     assert required == {"local": ("service",), "external": ("service",), "kwok": ("service", "k8s"),
                         "kind": ("service", "k8s"), "cluster": ("service", "k8s"), "node": ("service", "k8s")}
+
+
+def test_a_model_version_that_is_not_a_registry_version_is_one_line_before_anything_starts(tmp_path):
+    done, _, signoff = run_gate(tmp_path, "--target", "local", "--model-version", "latest")
+    assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR:")]
+    assert errors == ["ERROR: --model-version 'latest': not a model registry version (a positive integer)"], \
+        done.stderr[-2000:]
+    assert signoff is None
