@@ -5,8 +5,9 @@ Job's image is the stock `python:3.12-slim` (no MinIO SDK in it).
 - with the StorageClass the kind target chooses (fixtures/kube/storage.py), every claim names `standard`
   and the objects pass offline validation (schemas + lint) with no error;
 - the bucket Job's command provides MinIO's SDK where the image lacks it: its start, run here in a fresh
-  Python without `minio`, installs it from PyPI; in an image that carries it (the node target's, whose
-  pods reach no network) it installs nothing and touches no network.
+  Python without `minio`, installs it from PyPI; in an image that carries it it installs nothing; and in
+  the node target's own s3-client image (its pods reach no network) it starts inside a network
+  namespace with no network at all.
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ def test_kind_profile_claims_use_kinds_class_and_validate(kind_profile):
     assert not errors, errors
 
 
-def bucket_job_start(objects) -> str:
+def bucket_job_start(objects, image: str = "python:3.12-slim") -> str:
     """The bucket Job's shell script up to its wait for the S3 server (what runs before the script)."""
     job = next(o for o in objects if o["kind"] == "Job" and o["metadata"]["name"] == "minio-create-buckets")
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == "python:3.12-slim"
+    assert container["image"] == image
     assert container["command"][:2] == ["sh", "-c"]
     script = container["command"][2]
     start, _, rest = script.partition("# The S3 server may still be starting")
@@ -89,3 +90,36 @@ def test_bucket_job_installs_nothing_where_the_image_carries_the_sdk(kind_profil
     done = run_start(start, venv, PYTHONPATH=str(Path(__import__("minio").__file__).parent.parent))
     assert done.returncode == 0, done.stdout + done.stderr
     assert not pip_log.exists(), "pip ran although the image carries minio"
+
+
+def test_the_node_images_bucket_job_starts_without_any_network(tmp_path):
+    """The node target's pods reach no network: its s3-client image (built by fixtures/node, cached) runs
+    the rendered Job's start in a network namespace of its own, and finds the SDK it carries."""
+    import json
+    import os
+    import shutil
+    import tarfile
+
+    from fixtures.node.images import archive_path
+    from fixtures.node.stack_images import image_values, s3_client_image
+
+    archive = archive_path(s3_client_image())
+    if os.geteuid() != 0 or not shutil.which("unshare") or not archive.is_file():
+        pytest.skip(f"needs root, `unshare` and the node's cached s3-client image ({archive}: python -m fixtures.node "
+                    "prebuild builds it)")
+    values = load_values()
+    values = values.model_copy(update=image_values(values))
+    start = bucket_job_start(render_manifests(values), image=values.s3_client_image)
+    rootfs = tmp_path / "rootfs"
+    with tarfile.open(archive) as image:
+        (manifest,) = json.load(image.extractfile("manifest.json"))
+        config = json.load(image.extractfile(manifest["Config"]))
+        for layer in manifest["Layers"]:
+            with tarfile.open(fileobj=image.extractfile(layer)) as files:
+                kwargs = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}  # Python >= 3.11.4
+                files.extractall(rootfs, **kwargs)
+    (rootfs / "start.sh").write_text(start + 'python3 -c "import minio; print(minio.__version__)"\n')
+    env = [e for e in config["config"].get("Env") or [] if e.startswith("PATH=")]
+    done = subprocess.run(["unshare", "--net", "env", "-i", *env, "chroot", str(rootfs), "sh", "/start.sh"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("7."), done.stdout + done.stderr
