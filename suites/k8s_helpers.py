@@ -68,9 +68,13 @@ def check_ingress(k8s, namespace: str, enabled: bool, host: str, service_name: s
         f"no route of {host} reaches Service {service_name} port {want_port} (routes: {routes})")
 
 
-def check_claim(pvc, size: str, storage_class: str, component: str, evidence) -> None:
-    """A claim is Bound, requests `size` (and got at least that) of `storage_class`."""
+def check_claim(pvc, size: str, storage_class: str, component: str, evidence, configured: str | None = None) -> None:
+    """A claim is Bound, requests `size` (and got at least that) of `storage_class`. `configured`: the class
+    the values named when the cluster lacked it and the run used its default `storage_class` instead."""
     evidence(pvc.summary())
+    if configured:
+        evidence(f"{component}_storage_class {configured} does not exist in the cluster: judged against the "
+                 f"default StorageClass {storage_class}, which the run used instead")
     assert pvc.phase == "Bound", f"PVC {pvc.name} is {pvc.phase}, not Bound"
     assert quantity(pvc.requested) == quantity(size), (
         f"PVC {pvc.name} requests {pvc.requested}, {component}_storage_size={size}")

@@ -53,7 +53,8 @@ def test_minio_claim_bound_and_mounted_at_the_data_path(stack, evidence):
     at_path = [claims[name] for name, mount in mounted.items() if mount and path and
                (path == mount or path.startswith(mount.rstrip("/") + "/"))]
     assert at_path, f"no PersistentVolumeClaim is mounted at MinIO's data path {path!r} (mounts: {mounted})"
-    check_claim(k8s.pvc(at_path[0], ns), v.minio_storage_size, v.minio_storage_class, "minio", evidence)
+    check_claim(k8s.pvc(at_path[0], ns), v.minio_storage_size, v.minio_storage_class, "minio", evidence,
+                getattr(stack, "values_replaced", {}).get("minio_storage_class"))
 
 
 @criterion("3.1-service", scope="k8s")

@@ -44,7 +44,8 @@ def test_postgresql_claim_template_bound(stack, evidence):
     assert any(mounts.values()), f"no claim template is mounted in the postgresql container ({mounts})"
     names = sts.pvc_names()
     for name in names:
-        check_claim(k8s.pvc(name, ns), v.postgresql_storage_size, v.postgresql_storage_class, "postgresql", evidence)
+        check_claim(k8s.pvc(name, ns), v.postgresql_storage_size, v.postgresql_storage_class, "postgresql", evidence,
+                    getattr(stack, "values_replaced", {}).get("postgresql_storage_class"))
 
 
 @criterion("3.2-service", scope="k8s")

@@ -42,3 +42,31 @@ def test_a_kind_run_without_docker_stops_with_one_line_naming_it(suite_run, run_
     assert len(lines) == 1 and "--target kind needs a Docker engine" in lines[0], output[-2000:]
     assert "Traceback" not in output
     assert signoff is None and not any(run_tmpdir.iterdir()), "something was provisioned"
+
+
+def test_kind_preflight_names_a_kubectl_it_cannot_get(tmp_path, monkeypatch):
+    """Docker answers, but no kubectl is on PATH or in the cache and its download fails: one line naming
+    the download and the two ways to provide kubectl, before any cluster is made."""
+    from fixtures.config import load_values
+    from fixtures.errors import UsageError
+    from fixtures.kube import kubectl
+    from fixtures.kube.providers.kind import KindProvider
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text("#!/bin/sh\necho 27.0.1\n")  # `docker info --format ...`: a daemon that answers
+    docker.chmod(docker.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), *(p for p in os.environ["PATH"].split(os.pathsep)
+                                                                 if not os.path.exists(os.path.join(p, "kubectl")))]))
+    monkeypatch.setenv("MLOPS_ACCEPTANCE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KUBECTL_DOWNLOAD_URL", "http://127.0.0.1:9/kubectl")  # nothing listens on port 9
+
+    class Config:
+        def getoption(self, name, default=None):
+            return "/bin/true" if name == "kind_bin" else default
+
+    with pytest.raises(UsageError) as info:
+        KindProvider.preflight(load_values(), Config())
+    lines = str(info.value).splitlines()
+    assert len(lines) == 1 and "http://127.0.0.1:9/kubectl" in lines[0] and kubectl.BUILD_HINT in lines[0], lines

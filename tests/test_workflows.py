@@ -3,8 +3,11 @@ and the facts a reviewer checks by hand hold:
 
 - each nightly workflow is scheduled, runs its tox environment, and uploads the reports
   (acceptance.html, junit.xml, signoff.json, from the report dir tox.ini gives that
-  environment) and writes the sign-off summary whatever happened (`if: always()`);
-- the GPU workflow runs on the self-hosted GPU runner, one run at a time, and never
+  environment) and writes the sign-off summary whatever happened (`if: always()`), with the
+  one script both share (.github/scripts/signoff_summary.py); their actions are at the
+  current majors;
+- the GPU workflow installs kubectl, fails unless the verdict is ACCEPTED (--require-accepted),
+  passes the cloud credentials through tox, runs on the self-hosted GPU runner, one run at a time, and never
   prints the kubeconfig secret: the secret reaches one step only, through its env, and
   is written to a private file named by KUBECONFIG, removed at the end;
 - ci.yml runs the project's own tests (.ci/run) on push and pull request.
@@ -114,9 +117,15 @@ def covered(patterns: list[str], path: str) -> bool:
     return included and not excluded
 
 
+SUMMARY_SCRIPT = ".github/scripts/signoff_summary.py"
+# The majors current when the nightlies were last revised (Node 24 actions): an older one fails the test.
+CURRENT_MAJORS = {"actions/checkout": 7, "actions/setup-python": 7, "actions/cache": 6,
+                  "actions/upload-artifact": 7, "azure/setup-kubectl": 5}
+
+
 def summary_step(doc: dict) -> dict:
-    found = [s for s in steps(doc) if s.get("shell") == "python" and "signoff.json" in str(s.get("run", ""))]
-    assert len(found) == 1, "expected one `shell: python` step that summarises signoff.json"
+    found = [s for s in steps(doc) if SUMMARY_SCRIPT in str(s.get("run", ""))]
+    assert len(found) == 1, f"expected one step that runs {SUMMARY_SCRIPT}"
     return found[0]
 
 
@@ -240,14 +249,30 @@ def test_nightly_summarises_the_signoff(name, env):
     doc = load(name)
     step = summary_step(doc)
     assert condition(step) == "always()"
-    assert "GITHUB_STEP_SUMMARY" in step["run"] and "junit.xml" in step["run"]
+    assert (step.get("env") or {}).get("SUMMARY_TITLE")
     assert doc["env"]["REPORT_DIR"] == tox_report_dir(env), "REPORT_DIR must be where tox writes the reports"
     assert "${{" not in step["run"], "the script takes its inputs from env, not from expressions"
+    steps_ = steps(doc)
+    assert steps_.index(step) > next(i for i, s in enumerate(steps_) if runs_tox(s, env))
 
 
-def test_the_summary_scripts_are_the_same():
-    scripts = {name: summary_step(load(name))["run"] for name in NIGHTLY}
-    assert len(set(scripts.values())) == 1, "keep the two sign-off summary scripts identical"
+def test_the_nightlies_share_one_summary_script():
+    """One script in the repository, no inline copies to keep in step."""
+    runs = {name: " ".join(str(summary_step(load(name))["run"]).split()) for name in NIGHTLY}
+    assert set(runs.values()) == {f"python {SUMMARY_SCRIPT}"}, runs
+    for name in NIGHTLY:
+        assert not [s for s in steps(load(name)) if s.get("shell") == "python"], f"{name}: an inline Python step"
+    script = (ROOT / SUMMARY_SCRIPT).read_text()
+    assert "GITHUB_STEP_SUMMARY" in script and "junit.xml" in script and "signoff.json" in script
+
+
+@pytest.mark.parametrize("name", NIGHTLY)
+def test_nightly_actions_are_at_their_current_majors(name):
+    for step in steps(load(name)):
+        action, _, ref = str(step.get("uses", "")).partition("@")
+        if action in CURRENT_MAJORS:
+            assert ref.startswith("v") and int(ref[1:].split(".")[0]) >= CURRENT_MAJORS[action], \
+                f"{name}: {action}@{ref} is older than v{CURRENT_MAJORS[action]}"
 
 
 @pytest.mark.parametrize("name,env", NIGHTLY.items())
@@ -260,10 +285,9 @@ def test_nightly_caches_uv_and_the_suite_cache(name, env):
 
 
 def run_summary(tmp_path: Path, report: Path) -> tuple[subprocess.CompletedProcess, str]:
-    script = tmp_path / "summary.py"
-    script.write_text(summary_step(load("nightly-kind.yml"))["run"])
     out = tmp_path / "step-summary.md"
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False,
+    done = subprocess.run([sys.executable, str(ROOT / SUMMARY_SCRIPT)], capture_output=True, text=True, timeout=60,
+                          check=False, cwd=tmp_path,
                           env={**os.environ, "REPORT_DIR": str(report), "GITHUB_STEP_SUMMARY": str(out),
                                "SUMMARY_TITLE": "Nightly test"})
     return done, out.read_text() if out.exists() else ""
@@ -317,9 +341,9 @@ def test_kind_job_gets_what_the_kind_target_needs():
     # pytest-kind-ng is the `kind` extra: from tox.ini or added on the command line.
     extras = tox_option("kind", "extras").split()
     assert "kind" in extras or "testenv:kind.extras+=kind" in command, "tox -e kind lacks pytest-kind-ng"
-    # kind's only StorageClass is `standard`; the values default to local-path.
-    for key in ("minio_storage_class", "postgresql_storage_class"):
-        assert f"--set {key}=standard" in command
+    # On its defaults: the values' local-path is missing on kind, and the run takes kind's default
+    # StorageClass itself (fixtures/kube/storage.py; tests/test_cluster_target.py, tests/test_kind_profile.py).
+    assert "storage_class" not in command, "the kind job should run on the defaults"
     # The cluster kind-action creates is the one the suite reuses.
     kind_action = [s for s in steps(doc) if uses(s, "helm/kind-action")]
     if kind_action:
@@ -343,6 +367,27 @@ def test_gpu_runs_on_the_self_hosted_runner_one_at_a_time():
     assert concurrency.get("cancel-in-progress") is False, "a new run must wait, not cancel the running one"
     assert not re.search(r"run_id|run_number|run_attempt|github\.sha", concurrency["group"]), \
         "a per-run concurrency group does not serialise anything"
+
+
+def test_gpu_job_has_kubectl_and_requires_acceptance():
+    from fixtures.kube.kubectl import DEFAULT_VERSION
+
+    doc = load("nightly-gpu.yml")
+    all_steps = steps(doc)
+    tox_at = next(i for i, s in enumerate(all_steps) if runs_tox(s, "gpu"))
+    kubectl = [i for i, s in enumerate(all_steps) if uses(s, "azure/setup-kubectl")]
+    assert kubectl and kubectl[0] < tox_at, "kubectl must be installed before the suite runs"
+    assert str(all_steps[kubectl[0]]["with"]["version"]) == DEFAULT_VERSION, \
+        "the workflow's kubectl and the one the suite downloads (fixtures/kube/kubectl.py) should agree"
+    assert "--require-accepted" in str(all_steps[tox_at]["run"]).split(), "a verdict short of ACCEPTED must fail the job"
+
+
+def test_tox_passes_cloud_credentials_to_the_gpu_run():
+    """A cloud kubeconfig runs its credential plugin (aws eks get-token, gke-gcloud-auth-plugin) inside tox."""
+    passenv = tox_option("gpu", "passenv").split()
+    for needed in ("KUBECONFIG", "AWS_*", "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_*",
+                   "ACCEPTANCE_POSTGRES_ADMIN_DSN"):
+        assert needed in passenv, f"tox.ini does not pass {needed} to tox -e gpu"
 
 
 def _secret_bindings(doc: dict) -> list[tuple[dict, str]]:

@@ -1,8 +1,8 @@
 """Create the configured buckets and apply their anonymous-access policies.
 
 One script for every target: the MinIO bucket Job runs it on Kubernetes (from
-a ConfigMap, in an image that carries MinIO's Python SDK, `minio`) and the
-embedded target runs it at provisioning. Input: S3_ENDPOINT (http(s)://host:port),
+a ConfigMap; the Job pip-installs MinIO's Python SDK, `minio`, first when its
+image lacks it) and the embedded target runs it at provisioning. Input: S3_ENDPOINT (http(s)://host:port),
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and BUCKETS (JSON: [{"name": ...,
 "policy": private|download|upload|public}]).
 Idempotent: an existing bucket is kept, its policy set to what is configured.
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 try:
     from minio import Minio
     from minio.error import S3Error
-except ImportError:  # the Job's image must carry the SDK: nothing is installed when the Job starts (see main)
+except ImportError:  # the Job installs the SDK before it runs this; without it main says so in one line
     Minio = S3Error = None
 
 # MinIO's `mc anonymous set` vocabulary, as S3 bucket-policy statements.
