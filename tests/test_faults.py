@@ -63,12 +63,12 @@ def _without_backup(folder):
     (folder / BACKUP_TEMPLATE).unlink()
 
 
-def _dump_without_tags(folder):
-    """A CronJob whose pg_dump leaves out the rows of MLflow's run tags: its dump restores, with fewer rows."""
+def _dump_without_alembic_rows(folder):
+    """A CronJob whose pg_dump leaves out the rows of MLflow's alembic_version: its dump restores, with fewer rows."""
     path = folder / BACKUP_TEMPLATE
     path.write_text(path.read_text().replace("- --format=custom\n", "- --format=custom\n"
-                                             "                - --exclude-table-data=tags\n", 1))
-    assert "--exclude-table-data=tags" in path.read_text()
+                                             "                - --exclude-table-data=alembic_version\n", 1))
+    assert "--exclude-table-data=alembic_version" in path.read_text()
 
 
 # change to a copy of manifests/ -> 3.2-backup's status on local, and a line its evidence must hold
@@ -79,7 +79,7 @@ BACKUP_MANIFESTS = {
     # No backup configured at all: nothing to run, never passed.
     "no-backup-cronjob": (_without_backup, "partial", "no CronJob runs pg_dump"),
     # The flags of the manifests under test are the ones run (not the suite's own): rows are missing.
-    "dump-without-tags": (_dump_without_tags, "failed", "row counts differ after restore"),
+    "dump-without-alembic-rows": (_dump_without_alembic_rows, "failed", "row counts differ after restore"),
 }
 
 
