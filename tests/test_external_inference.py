@@ -81,14 +81,19 @@ def assert_fails_exactly(done, signoff, expected: set[str]) -> None:
     detail = "\n".join(f"{c['id']} {c['status']}: {c['evidence'][-600:]}" for c in signoff["criteria"]
                        if c["status"] not in ("passed", "skipped"))
     assert failed == expected, f"expected {sorted(expected)} to fail, got {sorted(failed)}\n{detail}"
+    # 3.2-backup's schedule is a Kubernetes object the external target cannot observe: partial, never passed
+    # (its dump still restored); so a healthy external stack is INCOMPLETE, not ACCEPTED.
     service = {c["id"] for c in signoff["criteria"] if c["scope"].startswith("service")}
-    not_passed = {cid for cid in service - failed if status[cid] != "passed"}
+    not_passed = {cid for cid in service - failed - {"3.2-backup"} if status[cid] != "passed"}
     assert not not_passed, f"{sorted(not_passed)} not passed\n{detail}"
-    assert signoff["verdict"] == ("REJECTED" if expected else "ACCEPTED")
+    if "3.2-backup" not in failed:
+        backup = next(c for c in signoff["criteria"] if c["id"] == "3.2-backup")
+        assert backup["status"] == "partial" and "restored into" in backup["evidence"], backup
+    assert signoff["verdict"] == ("REJECTED" if expected else "INCOMPLETE")
 
 
-def test_a_healthy_external_stack_passes_every_service_criterion(running_stack, suite_run):
-    done, signoff = run_external(suite_run, running_stack, running_stack.inference.url, "--require-accepted")
+def test_a_healthy_external_stack_passes_every_service_criterion_its_target_can_prove(running_stack, suite_run):
+    done, signoff = run_external(suite_run, running_stack, running_stack.inference.url)
     assert_fails_exactly(done, signoff, set())
     assert done.returncode == 0 and signoff["verdict_detail"]["required_scopes"] == ["service"]
     evidence = {c["id"]: c["evidence"] for c in signoff["criteria"]}

@@ -32,6 +32,8 @@ BAD_INPUTS = [
     (["--mlflow-port", "99999"], "--mlflow-port 99999: not a TCP port"),
     (["--no-such-option"], "unrecognized arguments: --no-such-option"),
     (["--target", "kwok", "--manifests", "/nonexistent/templates"], "--manifests /nonexistent/templates: no such folder"),
+    # The local target reads the backup CronJob of --manifests too (3.2-backup).
+    (["--manifests", "/nonexistent/templates"], "--manifests /nonexistent/templates: no such folder"),
     # The spec's own templates: flagged offline, before any cluster is touched.
     (["--target", "kwok", "--manifests", "tests/data/spec_templates"],
      "[runtime-visibility] predictor's runtime 'mlflow-serving' is a ServingRuntime in namespace 'kserve-system'"),

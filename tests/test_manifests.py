@@ -136,6 +136,20 @@ def test_postgresql_objects_follow_the_values(shipped, values):
     assert (ROOT / "manifests/postgresql/RESTORE.md").is_file()
 
 
+def test_the_backup_checks_read_the_shipped_cronjobs_dump_flags_and_bucket(shipped):
+    from fixtures.capabilities.postgres import backup_cronjobs, dump_flags
+    from suites.backup_helpers import named_buckets
+
+    [(cronjob, command)] = backup_cronjobs(shipped)
+    # Connection, output and database are the stack's; format and the rest are the configured backup's.
+    assert dump_flags(command) == ["--format=custom"]
+    assert dump_flags(["pg_dump", "-h", "db", "-p", "5432", "-U", "u", "-F", "c", "-n", "public", "-v",
+                       "--exclude-table-data=runs", "-fout.dump", "--file=/b/x.dump", "-d", "mlflow", "mlflow"]) == [
+        "-F", "c", "-n", "public", "-v", "--exclude-table-data=runs"]
+    # Where its Job uploads: the k8s half watches this bucket for the new dump.
+    assert named_buckets(cronjob) == ["backups"]
+
+
 def test_mlflow_deployment_starts_and_reads_its_secret(shipped, values):
     dep = one(shipped, "Deployment", "mlflow")
     pod = dep["spec"]["template"]["spec"]
@@ -436,3 +450,22 @@ def test_install_plan_runtimes_file_renamed_in_0_12():
     values = load_values(sets=["kserve_version=0.13.1"]).model_dump(mode="json")
     urls = [u for s in _install_plan().plan(values)["steps"] for u in s["apply"]]
     assert urls[-1].endswith("/v0.13.1/kserve-cluster-resources.yaml")
+
+
+def test_an_empty_or_plain_dump_is_told_apart_from_an_archive(tmp_path):
+    """What the backup checks read from a dump's header before restoring it (pg_restore --list, no server)."""
+    import shutil
+
+    from fixtures.capabilities.postgres import read_archive
+    from fixtures.local.postgres import find_binary
+
+    if not shutil.which("pg_restore"):
+        pytest.skip("pg_restore not found on this machine")
+    pg_restore = find_binary("pg_restore")
+    empty = tmp_path / "empty.dump"
+    empty.write_bytes(b"")
+    archive = read_archive(empty, pg_restore)
+    assert not archive.readable and not archive.too_new and not archive.plain, archive
+    plain = tmp_path / "plain.sql"
+    plain.write_text("--\n-- PostgreSQL database dump\n--\n\nSET statement_timeout = 0;\n")
+    assert read_archive(plain, pg_restore).plain

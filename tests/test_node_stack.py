@@ -2,7 +2,7 @@
 
 One node for the module (fixtures.kube.providers.node: the real provider path, images built here):
 - the healthy stack passes every 3.1/3.2/3.3 Kubernetes check, the backup CronJob's own Job
-  included (run now, its dump restored with identical row counts);
+  included (run now, the dump it uploaded fetched and restored with identical row counts);
 - then one defect at a time, each in a scratch namespace of its own (the MinIO objects of the
   manifests, rendered into it) or on the stack's own CronJob (restored afterwards), and the check
   of exactly that criterion fails, naming what it saw: an image that does not exist locally, a
@@ -64,9 +64,20 @@ def node():
 
 def fails(check, stack, *extra) -> str:
     evidence = Evidence()
-    with pytest.raises(AssertionError) as info:
-        check(stack, evidence, *extra)
+    try:
+        with pytest.raises(AssertionError) as info:
+            check(stack, evidence, *extra)
+    except pytest.skip.Exception as exc:  # a check that cannot judge must not read as a pass of this test
+        pytest.fail(f"{check.__name__} skipped instead of failing: {exc}\n" + "\n".join(evidence))
     return f"{info.value}\n" + "\n".join(evidence)
+
+
+def judged(check, *args, **kwargs):
+    """Run a check that must pass: a skip (it could not judge) fails this test."""
+    try:
+        return check(*args, **kwargs)
+    except pytest.skip.Exception as exc:
+        pytest.fail(f"{check.__name__} skipped: {exc}")
 
 
 # --- the healthy stack --------------------------------------------------------------------------
@@ -92,34 +103,112 @@ def test_the_healthy_stack_passes_the_31_32_33_kubernetes_checks(node):
     assert pvs and all(pv["spec"].get("hostPath", {}).get("path", "").startswith("/tmp/hostpath_pv") for pv in pvs), pvs
 
 
-def test_the_backup_cronjobs_own_job_runs_and_the_dump_restores(node):
-    evidence = Evidence()
-    m32.test_backup_job_from_the_cronjob_completes(node.stack, evidence)
-    assert any("succeeded 1" in e for e in evidence), evidence
-    evidence = Evidence()
-    s32.test_the_configured_backup_restores_with_identical_row_counts(node.stack, node.stack.values,
-                                                                      node.stack.postgres, evidence)
-    assert any("restored into" in e for e in evidence), evidence
+def backup_check(stack, evidence):
+    return m32.test_backup_job_from_the_cronjob_uploads_a_dump_that_restores(
+        stack=stack, mlflow_database=stack.postgres, evidence=evidence)
 
 
-def test_a_backup_cronjob_whose_command_fails_fails_the_backup_check(node):
+def test_the_backup_cronjobs_own_job_uploads_a_dump_that_restores(node):
+    stack, v = node.stack, node.stack.values
+    evidence = Evidence()
+    judged(backup_check, stack, evidence)
+    text = "\n".join(evidence)
+    assert "succeeded 1" in text, text
+    # What the Job itself uploaded, fetched and restored, not a dump this machine made.
+    assert f"the Job uploaded s3://backups/postgresql/{v.postgresql_database}-" in text, text
+    assert f"dbname: {v.postgresql_database}" in text and "restored into acceptance_restore_" in text, text
+    assert stack.s3.listing("backups") == {}, "the check's dump was not removed"  # nothing else uploads there
+    # The service half runs the flags of the CronJob the cluster holds, live (no declared proof here).
+    evidence = Evidence()
+    judged(s32.test_the_configured_backup_restores_with_identical_row_counts, stack, v, stack.postgres, evidence,
+           _Config())
+    assert any("restored into" in e for e in evidence) and not any(e.startswith("proof:") for e in evidence), evidence
+
+
+def with_backup_cronjob(node, change):
+    """Replace the stack's backup CronJob by a copy that `change(pod_spec, values)` broke; give back a
+    context that puts the original back."""
+    import contextlib
+
     kube, v = node.kube, node.stack.values
     ns = v.postgresql_namespace
     original = kube.read("batch/v1", "CronJob", "postgresql-backup", ns)
-    broken = {"apiVersion": "batch/v1", "kind": "CronJob",
-              "metadata": {"name": "postgresql-backup", "namespace": ns},
+    broken = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "postgresql-backup", "namespace": ns},
               "spec": copy.deepcopy(original["spec"])}
-    pod = broken["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    broken["spec"]["jobTemplate"]["spec"]["backoffLimit"] = 0
+    change(broken["spec"]["jobTemplate"]["spec"]["template"]["spec"], v)
+
+    @contextlib.contextmanager
+    def applied():
+        kube.apply(broken)
+        try:
+            yield
+        finally:
+            kube.apply({"apiVersion": "batch/v1", "kind": "CronJob",
+                        "metadata": {"name": "postgresql-backup", "namespace": ns}, "spec": original["spec"]})
+    return applied()
+
+
+def _dump_command(v, database: str, file: str) -> str:
+    return (f"pg_dump --host=postgresql.{v.postgresql_namespace}.svc.cluster.local --port=5432 "
+            f"--username={v.postgresql_user} --dbname={database} --format=custom --file={file}")
+
+
+def _command_fails(pod, v):
     # Still a pg_dump of the database as far as the spec says; the command itself fails.
     pod["initContainers"][0]["command"] = ["sh", "-c", f"echo pg_dump --dbname={v.postgresql_database} >&2; exit 3"]
-    broken["spec"]["jobTemplate"]["spec"]["backoffLimit"] = 0
-    kube.apply(broken)
-    try:
-        text = fails(m32.test_backup_job_from_the_cronjob_completes, node.stack)
-        assert "did not complete" in text and "failed 1" in text, text
-    finally:
-        kube.apply({"apiVersion": "batch/v1", "kind": "CronJob",
-                    "metadata": {"name": "postgresql-backup", "namespace": ns}, "spec": original["spec"]})
+
+
+def _empty_dump(pod, v):
+    # Exits 0 and the upload exits 0: an empty file reaches the bucket.
+    pod["initContainers"][0]["command"] = ["sh", "-c", f"echo pg_dump; : > /backup/{v.postgresql_database}.dump"]
+
+
+def _truncated_dump(pod, v):
+    db = v.postgresql_database
+    pod["initContainers"][0]["command"] = [
+        "sh", "-c", f"{_dump_command(v, db, '/tmp/full.dump')} && "
+                    f"head -c $(( $(stat -c %s /tmp/full.dump) / 2 )) /tmp/full.dump > /backup/{db}.dump"]
+
+
+def _wrong_database(pod, v):
+    # A real, complete dump: of the maintenance database, not MLflow's.
+    pod["initContainers"][0]["command"] = ["sh", "-c", _dump_command(v, "postgres", f"/backup/{v.postgresql_database}.dump")]
+
+
+# broken backup CronJob -> what the failed check must say
+BACKUP_FAULTS = {
+    "command-fails": (_command_fails, ("did not complete", "failed 1")),
+    "empty-dump": (_empty_dump, ("(0 bytes)", "not a dump pg_restore can read")),
+    "truncated-dump": (_truncated_dump, ("s3://backups/postgresql/",)),
+    "wrong-database": (_wrong_database, ("a dump of database 'postgres', not of the configured",)),
+}
+
+
+def _without_alembic_rows(pod, v):
+    # As a --manifests copy whose pg_dump leaves out a table's rows: a dump that restores, one row short.
+    pod["initContainers"][0]["command"].insert(-1, "--exclude-table-data=alembic_version")
+
+
+def test_a_backup_cronjob_dumping_with_other_flags_fails_both_halves(node):
+    """The flags of the CronJob the cluster holds are the ones judged, by the Job's own dump and by the
+    service half's dump from this machine (not the suite's own manifests' flags)."""
+    with with_backup_cronjob(node, _without_alembic_rows):
+        text = fails(backup_check, node.stack)
+        assert "row counts differ after restore" in text and "alembic_version" in text, text
+        service = fails(lambda stack, evidence: s32.test_the_configured_backup_restores_with_identical_row_counts(
+            stack, stack.values, stack.postgres, evidence, _Config()), node.stack)
+        assert "--exclude-table-data=alembic_version" in service and "row counts differ" in service, service
+    assert node.stack.s3.listing("backups") == {}, "the check's dump was not removed"
+
+
+@pytest.mark.parametrize("fault", sorted(BACKUP_FAULTS))
+def test_a_backup_cronjob_whose_job_uploads_no_good_dump_fails_the_backup_check(node, fault):
+    change, said = BACKUP_FAULTS[fault]
+    with with_backup_cronjob(node, change):
+        text = fails(backup_check, node.stack)
+    assert all(s in text for s in said), text
+    assert node.stack.s3.listing("backups") == {}, "the check's dump was not removed"
 
 
 # --- defects in a scratch namespace: MinIO's objects of the manifests, one defect each --------------

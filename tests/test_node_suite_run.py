@@ -26,6 +26,10 @@ def test_the_suite_on_the_node_target_passes_31_32_33(suite_run):
     evidence = {c["id"]: c.get("evidence") for c in signoff["criteria"] if c["id"] in bad}
     assert rows and not bad, f"{bad}\n{evidence}\n{done.stdout[-3000:]}"
     assert signoff["target"] == "node"
+    # 3.2-backup passed on what the CronJob's own Job uploaded, fetched and restored (not a dump made here).
+    backup = next(c for c in signoff["criteria"] if c["id"] == "3.2-backup")
+    assert "the Job uploaded s3://backups/postgresql/" in backup["evidence"], backup["evidence"]
+    assert backup["evidence"].count("restored into acceptance_restore_") == 2, backup["evidence"]
     # 3.4-gpu's scheduling half ran on the simulated GPU nodes joined to the node (the spec's GPU
     # predictor placed by the real scheduler), and the device half cannot run here: partial, never passed.
     gpu = next(c for c in signoff["criteria"] if c["id"] == "3.4-gpu")

@@ -52,11 +52,22 @@ def test_a_skipped_half_makes_the_row_partial_and_names_the_missing_half():
 
 
 def test_a_half_out_of_the_targets_scope_does_not_make_the_row_partial():
-    """3.2-backup on local: the service half ran live; the k8s half is not this target's to run."""
+    """A row whose live half passed and whose other half is not this target's to run."""
     rows = rows_by_id([result("3.2-backup", "passed", ["restored"]),
                        result("3.2-backup", "skipped", message="needs Kubernetes", name="t2", out_of_scope=True)])
     assert rows["3.2-backup"].status == "passed" and rows["3.2-backup"].proof == "live"
     assert "t2: skipped: needs Kubernetes" in rows["3.2-backup"].evidence
+
+
+def test_a_declared_half_beside_an_out_of_scope_half_is_partial_naming_the_missing_half():
+    """3.2-backup on local: the service half restored the manifests' pg_dump, but the schedule is a
+    Kubernetes object the target does not run (declared proof); the k8s half is out of scope."""
+    note = "the scheduled backup is a Kubernetes object (a CronJob) that this target does not run"
+    rows = rows_by_id([result("3.2-backup", "passed", ["restored"], proof="declared", proof_notes=[note]),
+                       result("3.2-backup", "skipped", message="needs Kubernetes", name="t2", out_of_scope=True)])
+    assert rows["3.2-backup"].status == "partial" and rows["3.2-backup"].proof == "declared"
+    assert note in rows["3.2-backup"].evidence.splitlines()[0]
+    assert "restored" in rows["3.2-backup"].evidence
 
 
 def test_simulated_or_declared_proof_is_partial_naming_who_proves_it():
