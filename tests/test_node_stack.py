@@ -263,7 +263,11 @@ def test_object_store_data_on_an_emptydir_fails_31_durability(node):
     ns = v.minio_namespace
     patch_and_replace(node, "apps/v1", "Deployment", "minio", ns, "app=minio", data_volume({"emptyDir": {}}))
     try:
-        stack.s3.client.make_bucket(v.artifact_bucket)  # the new, empty volume: as the bucket Job would
+        def make_bucket() -> None:  # on the new, empty volume: as the bucket Job would
+            if not stack.s3.client.bucket_exists(v.artifact_bucket):
+                stack.s3.client.make_bucket(v.artifact_bucket)
+
+        dur.eventually(make_bucket, timeout=30)
         text = breaks(dur.test_objects_survive_a_restart_of_the_object_store, stack, v, stack.restarts)
         assert "before: wrote 3 objects" in text and "deleted; replacement" in text, text
         assert "after the restart" in text, text
@@ -271,7 +275,7 @@ def test_object_store_data_on_an_emptydir_fails_31_durability(node):
         patch_and_replace(node, "apps/v1", "Deployment", "minio", ns, "app=minio",
                           data_volume({"persistentVolumeClaim": {"claimName": "minio-data"}}))
     # Back on its claim: what was written before the fault is there again.
-    assert v.artifact_bucket in stack.s3.bucket_names()
+    assert v.artifact_bucket in dur.eventually(stack.s3.bucket_names, timeout=30)
 
 
 def test_postgresql_data_off_its_claim_fails_32_durability(node):
