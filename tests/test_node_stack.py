@@ -16,6 +16,7 @@ Needs root, Linux, the node's Debian packages and the Go binaries: skipped with 
 from __future__ import annotations
 
 import copy
+import os
 import secrets
 from types import SimpleNamespace
 
@@ -212,6 +213,11 @@ def test_an_ingress_for_another_host_fails_the_ingress_check(node):
 
 
 # --- durability (--disruptive): the pods deleted, the data on their claims ---------------------------
+# Opt-in until they have run to completion on a real node: written the day they landed, when the
+# machine's one node was queued behind other runs and its builds (never run whole in that session).
+DURABILITY_OPT_IN = "MLOPS_ACCEPTANCE_NODE_DURABILITY"
+durability = pytest.mark.skipif(os.environ.get(DURABILITY_OPT_IN) != "1",
+                                reason=f"the node's durability tests are opt-in: {DURABILITY_OPT_IN}=1")
 
 def breaks(check, *args) -> str:
     """A durability check must fail: an assertion, or pytest.fail when the pod is not replaced."""
@@ -244,6 +250,7 @@ def pgdata(path: str) -> dict:
                                                            "env": [{"name": "PGDATA", "value": path}]}]}}}}
 
 
+@durability
 def test_the_healthy_stack_keeps_its_data_across_pod_restarts(node):
     """3.1/3.2-durability on real pods: MinIO's pod and postgresql-0 deleted (KubeRestarts, as the
     node target's Stack hands it to the checks), the replacements read their claims."""
@@ -258,6 +265,7 @@ def test_the_healthy_stack_keeps_its_data_across_pod_restarts(node):
     assert any(e.startswith("MLflow's pods") for e in evidence), evidence  # not restarted, and checked
 
 
+@durability
 def test_object_store_data_on_an_emptydir_fails_31_durability(node):
     stack, v = node.stack, node.stack.values
     ns = v.minio_namespace
@@ -278,6 +286,7 @@ def test_object_store_data_on_an_emptydir_fails_31_durability(node):
     assert v.artifact_bucket in dur.eventually(stack.s3.bucket_names, timeout=30)
 
 
+@durability
 def test_postgresql_data_off_its_claim_fails_32_durability(node):
     """PGDATA in the container's own filesystem: each new pod runs initdb again. MLflow is restarted
     once on the fresh database (it creates its tables at start), then the check writes, postgresql-0
@@ -299,6 +308,30 @@ def test_postgresql_data_off_its_claim_fails_32_durability(node):
     dur.eventually(lambda: stack.mlflow.get("experiments/search", max_results=5))
 
 
+@durability
+def test_mlflow_restarted_with_postgresql_fails_32_durability(node):
+    """"MLflow serves them without its own restart": a PostgreSQL restart that takes MLflow's pods with
+    it (what a stack whose MLflow cannot reconnect would need) fails the row, though the data is there."""
+    from fixtures.restarts import wait_replaced
+
+    stack, kube, ns = node.stack, node.kube, node.stack.values.mlflow_namespace
+
+    class AlsoMlflow:
+        def restart(self, component: str) -> str:
+            said = stack.restarts.restart(component)
+            old = {p.get("metadata.uid") for p in kube.pods(ns, "app=mlflow")}
+            for pod in kube.pods(ns, "app=mlflow"):
+                kube.delete("v1", "Pod", pod.name, ns)
+            wait_replaced(kube, ns, "app=mlflow", old, timeout=300)
+            kube.wait_for("apps/v1", "Deployment", "mlflow", ns, rolled_out, timeout=300)
+            return said
+
+    text = breaks(dur.test_mlflow_metadata_survives_a_restart_of_postgresql, stack, AlsoMlflow())
+    assert "after, through the same MLflow server" in text, text  # the data itself came back
+    assert "MLflow's pods were replaced or restarted" in text, text
+
+
+@durability
 def test_a_port_forward_follows_the_replaced_pod(node):
     """The cluster and kind targets reach the Services through kubectl port-forward, which pins one
     pod: without reopening, the forward is dead after the restart; the provider reopens it on the same
