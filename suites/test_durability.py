@@ -93,6 +93,15 @@ def test_objects_survive_a_restart_of_the_object_store(stack, values, restarts, 
                 pass
 
 
+def mlflow_pods(stack) -> dict[str, tuple[str, int]] | None:
+    """MLflow's pods on a real cluster: name -> (uid, container restarts); None where MLflow is a
+    process (local, kwok: its process is never restarted by the checks)."""
+    if stack.k8s is None or stack.k8s.simulated:
+        return None
+    return {p.name: (p.get("metadata.uid"), p.restarts)
+            for p in stack.k8s.pods(stack.values.mlflow_namespace, "app=mlflow")}
+
+
 @criterion("3.2-durability")
 def test_mlflow_metadata_survives_a_restart_of_postgresql(stack, restarts, evidence):
     mlflow, tag = stack.mlflow, uuid.uuid4().hex[:10]
@@ -104,6 +113,7 @@ def test_mlflow_metadata_survives_a_restart_of_postgresql(stack, restarts, evide
     version = mlflow.post("model-versions/create", {"name": name, "source": f"runs:/{run_id}/model",
                                                     "run_id": run_id})["model_version"]["version"]
     evidence(f"before: experiment {experiment_id}, run {run_id} (param durability={tag}), model {name} v{version}")
+    mlflow_before = mlflow_pods(stack)
     restart(restarts, "postgresql", evidence)
     # Through MLflow, which is not restarted: it must reconnect on its own.
     experiment = eventually(lambda: mlflow.get("experiments/get", experiment_id=experiment_id))["experiment"]
@@ -113,3 +123,8 @@ def test_mlflow_metadata_survives_a_restart_of_postgresql(stack, restarts, evide
     evidence(f"after, through the same MLflow server: experiment {experiment['name']}, run params {params}, "
              f"model {got['name']} v{got['version']}")
     assert params.get("durability") == tag and got["version"] == version
+    if mlflow_before is not None:
+        mlflow_after = mlflow_pods(stack)
+        evidence(f"MLflow's pods (uid, container restarts) before {mlflow_before}, after {mlflow_after}")
+        assert mlflow_after == mlflow_before, "MLflow's pods were replaced or restarted: it did not serve the " \
+            "metadata without its own restart"

@@ -12,6 +12,8 @@ functions are called on it and must fail, naming what they saw:
 - a predictor that answers malformed input with 500            -> 3.4-inference
 - an HPA whose maximum is 1                                    -> 3.4-autoscaling-load
 - a served version other than the registered one               -> 3-integration
+- a model whose files are gone when the predictor's pod is replaced -> 3.4-durability (its healthy
+  counterpart, the same InferenceService with its files kept, passes)
 
 Needs root, Linux, the node's Debian packages and Go (or the cached binaries and images): skipped with
 the reason otherwise. About 6-8 minutes warm on 2 cores.
@@ -312,3 +314,50 @@ def test_serving_another_version_than_the_registered_one_fails_integration(node,
     broken = fault(node, "version", sets={"inference_storage_uri": other.artifact_uri.rstrip("/") + "/model/"})
     text = fails(integration, broken)
     assert "not version" in text, text
+
+
+# --- 3.4-durability: the predictor's pod deleted; the replacement must load the same model -----------
+
+def served_from_a_copy(node, name: str):
+    """An InferenceService of its own (`fault`) serving a copy of the served model's files, Ready,
+    with the way to it and a restarter for its predictor's pods (what the node target's Stack hands the
+    checks, pointed at this namespace). Returns (stack-like object, the copy's bucket, its keys)."""
+    from fixtures.reference import build
+    from fixtures.restarts import KubeRestarts
+
+    v, s3 = node.stack.values, node.stack.s3
+    bucket, path = v.inference_storage_uri[len("s3://"):].rstrip("/").split("/", 1)
+    prefix = f"acceptance-durability-{secrets.token_hex(3)}/model/"
+    copied = []
+    for key in s3.bucket(bucket).keys(path + "/"):
+        s3.put(bucket, prefix + key[len(path) + 1:], s3.read(bucket, key))
+        copied.append(prefix + key[len(path) + 1:])
+    broken = fault(node, name, sets={"inference_storage_uri": f"s3://{bucket}/{prefix}"}, wait_ready=True)
+    broken.inference = inference_for(node, broken)
+    broken.restarts = KubeRestarts(node.provider.kube, broken.values, timeout=90)
+    broken.known_input = build(broken, None)
+    return broken, bucket, copied
+
+
+def test_a_replaced_predictor_serves_the_same_model_and_prediction(node):
+    import suites.test_durability as dur
+
+    served, bucket, copied = served_from_a_copy(node, "durable")
+    try:
+        evidence = passes(lambda stack, ev: dur.test_the_replacement_serves_the_same_model_and_prediction(
+            stack, stack.known_input, stack.restarts, ev), served)
+        assert any("deleted; replacement" in e for e in evidence) and any(e.startswith("after:") for e in evidence)
+    finally:
+        for key in copied:
+            node.stack.s3.client.remove_object(bucket, key)
+
+
+def test_model_files_gone_when_the_predictor_is_replaced_fail_34_durability(node):
+    import suites.test_durability as dur
+
+    broken, bucket, copied = served_from_a_copy(node, "lost")
+    for key in copied:  # served, then lost: the running pod has it loaded, a replacement cannot load it
+        node.stack.s3.client.remove_object(bucket, key)
+    text = fails(lambda stack, ev: dur.test_the_replacement_serves_the_same_model_and_prediction(
+        stack, stack.known_input, stack.restarts, ev), broken)
+    assert "before:" in text and "no Ready replacement" in text, text

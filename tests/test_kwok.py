@@ -568,3 +568,46 @@ def test_a_failed_kubernetes_row_links_its_events_and_pod_logs(suite_run, run_tm
     assert "kind: Service" in text and "minio-typo" in text
     values = load_values()
     assert values.minio_secret_key not in text
+
+
+# --- restarts for the durability rows (fixtures/restarts.py): the real API server's watch -----------
+
+def test_a_restart_deletes_the_pods_and_waits_for_a_ready_replacement(kube, cluster):
+    """KubeRestarts as the cluster targets hand it to the durability checks: postgresql-0 deleted, the
+    real StatefulSet controller makes a new one (same name, new uid), kwok marks it Ready; then the
+    `after` hook gets the new pods (the cluster target reopens its port-forwards with them)."""
+    from fixtures.restarts import KubeRestarts
+
+    stack = deploy(kube, cluster)
+    ns = stack.values.postgresql_namespace
+    old = {p.get("metadata.uid") for p in kube.pods(ns, "app=postgresql")}
+    followed = []
+    said = KubeRestarts(kube, stack.values, timeout=60, after=lambda n, pods: followed.append((n, pods))).restart(
+        "postgresql")
+    now = kube.pods(ns, "app=postgresql")
+    assert [p.name for p in now] == ["postgresql-0"] and now[0].ready, now
+    assert now[0].get("metadata.uid") not in old
+    assert said.startswith(f"postgresql: pod(s) {ns}/postgresql-0 (uid ") and "deleted; replacement" in said, said
+    assert [(n, [p["metadata"]["uid"] for p in pods]) for n, pods in followed] == [(ns, [now[0].get("metadata.uid")])]
+
+
+def test_a_pod_no_controller_replaces_fails_the_restart_naming_what_is_left(kube, cluster):
+    """MinIO as a bare Pod (no Deployment): deleted, nothing makes another; the restart fails within its
+    timeout and says what it saw (no pod at all)."""
+    from fixtures.kube.conditions import condition_true
+    from fixtures.restarts import KubeRestarts, RestartFailed
+
+    def bare_pod(objects):
+        dep = find(objects, "Deployment", "minio")
+        objects[objects.index(dep)] = {"apiVersion": "v1", "kind": "Pod",
+                                       "metadata": {"name": "minio-bare", "namespace": dep["metadata"]["namespace"],
+                                                    "labels": {"app": "minio"}},
+                                       "spec": dep["spec"]["template"]["spec"]}
+
+    stack = deploy(kube, cluster, bare_pod)
+    ns = stack.values.minio_namespace
+    kube.wait_for("v1", "Pod", "minio-bare", ns, condition_true("Ready"), timeout=60, what="the bare MinIO pod Ready")
+    with pytest.raises(RestartFailed) as info:
+        KubeRestarts(kube, stack.values, timeout=15).restart("s3")
+    text = str(info.value)
+    assert text.startswith("s3: pod(s) minio-bare deleted; no Ready replacement") and "pods now: none" in text, text

@@ -1,8 +1,12 @@
 """`pytest suites/ --target node` as a user runs it: a real node, the stack as real pods, and every
-3.1, 3.2 and 3.3 criterion passes (service and Kubernetes scope), observed on real pods; 3.4-gpu's
+3.1, 3.2 and 3.3 criterion passes (service and Kubernetes scope), observed on real pods; with
+MLOPS_ACCEPTANCE_NODE_DURABILITY=1 the run adds --disruptive and the durability rows must pass with
+the pods deleted (MinIO's, postgresql-0, the predictor's: opt-in until it has run whole); 3.4-gpu's
 scheduling half runs on the simulated GPU nodes joined to the node; the host is restored afterwards. Needs root, Linux, the node's Debian packages and the Go binaries."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -13,15 +17,19 @@ from tests.test_node import _why_not
 pytestmark = [pytest.mark.timeout(2400), pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "")]
 
 
+DURABILITY = ("3.1-durability", "3.2-durability", "3.4-durability")
+
+
 def test_the_suite_on_the_node_target_passes_31_32_33(suite_run):
+    disruptive = os.environ.get("MLOPS_ACCEPTANCE_NODE_DURABILITY") == "1"
     before = snapshot()
     done, signoff = suite_run("--target", "node", "--values", "manifests/values/node.yaml", "--kube-timeout", "900",
-                             timeout=2400)
+                             *(["--disruptive"] if disruptive else []), timeout=2400)
     assert signoff is not None, done.stdout[-3000:] + done.stderr[-3000:]
-    # The durability rows (scope `disruptive`) run only with --disruptive: skipped here by design.
-    scopes = {c["id"]: c["scope"] for c in signoff["criteria"]}
+    # The durability rows (scope `disruptive`) run only with --disruptive: skipped otherwise, by design.
     rows = {cid: status for cid, status in statuses(signoff).items()
-            if cid.split("-")[0] in ("3.1", "3.2", "3.3") and "disruptive" not in scopes[cid]}
+            if (cid.split("-")[0] in ("3.1", "3.2", "3.3") or cid in DURABILITY)
+            and (disruptive or cid not in DURABILITY)}
     bad = {cid: status for cid, status in rows.items() if status != "passed"}
     evidence = {c["id"]: c.get("evidence") for c in signoff["criteria"] if c["id"] in bad}
     assert rows and not bad, f"{bad}\n{evidence}\n{done.stdout[-3000:]}"
@@ -30,6 +38,10 @@ def test_the_suite_on_the_node_target_passes_31_32_33(suite_run):
     backup = next(c for c in signoff["criteria"] if c["id"] == "3.2-backup")
     assert "the Job uploaded s3://backups/postgresql/" in backup["evidence"], backup["evidence"]
     assert backup["evidence"].count("restored into acceptance_restore_") == 2, backup["evidence"]
+    # The durability rows ran on real pods: each deleted and replaced by a new one (a new uid).
+    for cid in DURABILITY if disruptive else ():
+        text = next(c["evidence"] for c in signoff["criteria"] if c["id"] == cid)
+        assert "deleted; replacement" in text and "before:" in text and "after" in text, (cid, text)
     # 3.4-gpu's scheduling half ran on the simulated GPU nodes joined to the node (the spec's GPU
     # predictor placed by the real scheduler), and the device half cannot run here: partial, never passed.
     gpu = next(c for c in signoff["criteria"] if c["id"] == "3.4-gpu")
