@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gpus-per-node", type=positive, default=4)
     args = ap.parse_args(argv)
     checks = gpu_checks()
+    # A killed run (timeout, CI) still deletes its cluster: SIGTERM unwinds through the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     values = load_values()
     started = time.monotonic()
