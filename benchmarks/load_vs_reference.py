@@ -1,6 +1,7 @@
 """Does the Locust harness measure the endpoint, or itself? Harness vs a tight reference client.
 
     .venv/bin/python benchmarks/load_vs_reference.py [--users 8] [--duration 10] [--rounds 2] [--processes 1]
+        [--reference wrk|asyncio] [--pin]
 
 One run: the embedded stack is started (LocalProvider), then, on the same infer endpoint, with
 the same payload, concurrency (closed loop: users = connections, one request in flight each) and
@@ -138,7 +139,7 @@ def pin(provider: LocalProvider) -> None:
     os.sched_setaffinity(0, {1})
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     values = load_values()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=values.load_users, help="concurrency of both clients")
@@ -147,9 +148,11 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=values.load_processes, help="Locust processes")
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--pin", action="store_true", help="server on CPU 0, clients on CPU 1")
-    args = parser.parse_args()
+    parser.add_argument("--reference", choices=("wrk", "asyncio"), default="wrk",
+                        help="the reference client: wrk (installed with apt-get when missing, else asyncio) or asyncio")
+    args = parser.parse_args(argv)
 
-    wrk = find_wrk()
+    wrk = find_wrk() if args.reference == "wrk" else None
     provider = LocalProvider(values)
     try:
         started = time.monotonic()

@@ -107,13 +107,18 @@ def bare_node() -> None:
         done = subprocess.run([sys.executable, "-m", "fixtures.node", "up", "--hold", "0"], cwd=ROOT,
                               capture_output=True, text=True)
         total = time.monotonic() - started
-    ready = next((ln for ln in done.stdout.splitlines() if ln.startswith("ready ")), None)
-    if done.returncode or not ready:
-        print(f"node: failed ({done.returncode}): {(done.stdout + done.stderr)[-1500:]}")
-        return
+    print(bare_node_line(done.stdout, done.stderr, done.returncode, total, mem.peak_mib), flush=True)
+
+
+def bare_node_line(stdout: str, stderr: str, code: int, total: float, peak_mib: float) -> str:
+    """The bare node's figure line from `python -m fixtures.node up` output (its `ready KUBECONFIG
+    {timings}` line)."""
+    ready = next((ln for ln in stdout.splitlines() if ln.startswith("ready ")), None)
+    if code or not ready:
+        return f"node: failed ({code}): {(stdout + stderr)[-1500:]}"
     timings = json.loads(ready.split(" ", 2)[2])
-    print(f"node: Ready {timings['node_ready_s']} s after its images were imported; up in all {timings['up_s']} s; "
-          f"up + teardown {total:.1f} s; node peak memory {mem.peak_mib} MiB (components + containers)", flush=True)
+    return (f"node: Ready {timings['node_ready_s']} s after its images were imported; up in all {timings['up_s']} s; "
+            f"up + teardown {total:.1f} s; node peak memory {peak_mib} MiB (components + containers)")
 
 
 def suite() -> None:
@@ -132,11 +137,11 @@ def suite() -> None:
           f"summary {summary}", flush=True)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cold-images", action="store_true", help="rebuild every stack image (minutes)")
     parser.add_argument("--no-suite", action="store_true", help="skip the suite run")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("benchmarks/node.py needs root (the node target does)")
         return 2

@@ -74,13 +74,12 @@ class _ExpiringApi:
     def resource(self, api_version, kind):
         return self
 
-    def get(self, **_):
-        from types import SimpleNamespace
-
+    def get(self, serializer, **_):
+        """A list as the dynamic client's get hands it to `serializer` (wait.list_objects: plain JSON)."""
         self.lists += 1
         obj = self.states[min(self.lists - 1, len(self.states) - 1)]
-        return SimpleNamespace(items=[SimpleNamespace(to_dict=lambda: obj)],
-                               metadata=SimpleNamespace(resourceVersion=str(self.lists)))
+        return serializer(self, {"kind": "PersistentVolumeClaimList", "apiVersion": "v1",
+                                 "metadata": {"resourceVersion": str(self.lists)}, "items": [dict(obj)]})
 
     def watch(self, res, **_):
         from kubernetes.client.rest import ApiException

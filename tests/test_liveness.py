@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from fixtures.liveness import Component, compact_tail, exit_description, look, problem
+from fixtures.liveness import Component, compact_tail, look, problem
+from fixtures.process import exit_description
 
 
 @pytest.fixture
