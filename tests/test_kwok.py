@@ -268,6 +268,41 @@ def test_gpu_predictor_without_selector_spills_onto_an_unlabelled_gpu_node(kube,
         cluster.remove_nodes(rogue)
 
 
+def test_gpu_preflight_names_the_selector_no_node_matches(cluster):
+    """The gpu profile's selector (the GPU operator's label) on a cluster whose GPU nodes carry only
+    workload-type=inference: one line naming the selector, before anything is applied."""
+    from fixtures.errors import UsageError
+    from fixtures.kube.providers.cluster import ClusterProvider
+
+    profile = load_values(files=[ROOT / "manifests" / "values" / "gpu.yaml"])
+    with pytest.raises(UsageError) as info:
+        ClusterProvider.preflight_gpu_nodes(profile, cluster.kubeconfig, None)
+    assert "no node labelled nvidia.com/gpu.present=true has nvidia.com/gpu allocatable" in str(info.value)
+    assert "\n" not in str(info.value)
+    ClusterProvider.preflight_gpu_nodes(load_values(), cluster.kubeconfig, None)  # workload-type=inference: 3 nodes
+    ClusterProvider.preflight_gpu_nodes(load_values(sets=["inference_gpu_count=0"]), cluster.kubeconfig, None)
+
+
+def test_autoscaling_without_a_free_gpu_for_a_second_replica_is_said_up_front(kube, cluster):
+    """3.4-autoscaling-load's precondition on GPU predictors: a replica beyond the first needs free GPUs."""
+    from suites.autoscaling_helpers import no_gpu_for_a_replica
+
+    evidence = Evidence()
+    fits = SimpleNamespace(values=load_values(), k8s=kube)
+    assert no_gpu_for_a_replica(fits, evidence) is None, evidence
+    too_many = SimpleNamespace(values=load_values(sets=["inference_gpu_count=5"]), k8s=kube)  # nodes have 4
+    finding = no_gpu_for_a_replica(too_many, evidence)
+    assert finding and "needs a second free GPU" in finding and "'gpu-node-0'" in finding, finding
+
+
+def test_gpu_allocation_check_skips_on_simulated_pods(kube, cluster):
+    """kwok runs no kubelet: the device-manager check skips with the target's reason, never passes."""
+    stack = deploy(kube, cluster)
+    with pytest.raises(pytest.skip.Exception) as info:
+        m34g.test_gpus_are_allocated_by_the_kubelet_device_manager(stack, Evidence())
+    assert "kwok" in str(info.value).lower() or "simulat" in str(info.value).lower(), info.value
+
+
 # --- 3.1 / 3.2 / 3.3: broken objects fail their checks ----------------------------------------
 
 def test_service_selector_matching_no_pod_fails_3_1_service(kube, cluster):
