@@ -291,7 +291,8 @@ def gpu_variant_of_pod(pod, values, node, gpus: int, name: str) -> dict:
     import copy
 
     spec = copy.deepcopy(pod.get("spec", {}))
-    for key in ("nodeName",):
+    # Where it ran, and what admission computes again (a copied priority must equal the computed one).
+    for key in ("nodeName", "priority", "preemptionPolicy"):
         spec.pop(key, None)
     res = values.kserve_gpu_resource_limit
     for c in spec.get("initContainers", []) + spec.get("containers", []):

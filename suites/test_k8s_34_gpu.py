@@ -142,6 +142,36 @@ def test_gpu_devices_visible_in_the_predictor(stack, evidence):
         assert reading.ok, f"{pod.name}: {reading.problem}"
         assert len(reading.gpus) == v.inference_gpu_count, (
             f"{pod.name} sees {len(reading.gpus)} GPUs, asked {v.inference_gpu_count}")
+    if not v.gpu_cuda_smoke_image:
+        evidence("CUDA smoke test not run (optional: gpu_cuda_smoke_image names an image that runs a CUDA program)")
+        return
+    _cuda_smoke_test(stack, pods[0], evidence)
+
+
+def _cuda_smoke_test(stack, predictor, evidence) -> None:
+    """A CUDA program on one GPU of a GPU node (gpu_cuda_smoke_image's own command) must exit 0."""
+    v, k8s = stack.values, stack.k8s
+    res = v.kserve_gpu_resource_limit
+    with k8s.scratch_namespace("acceptance-cuda") as ns:
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "cuda-smoke", "namespace": ns},
+                "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
+                         "nodeSelector": dict(v.kserve_gpu_node_selector),
+                         "tolerations": predictor.tolerations,
+                         "containers": [{"name": "cuda", "image": v.gpu_cuda_smoke_image,
+                                         "resources": {"limits": {res: "1"}, "requests": {res: "1"}}}]}}
+        k8s.create(body)
+        try:
+            done = k8s.wait_for("v1", "Pod", "cuda-smoke", ns,
+                                lambda o: dig(o, "status.phase") in ("Succeeded", "Failed"),
+                                timeout=max(300, v.timeouts.inference), what="the CUDA smoke pod finished")
+        except WaitTimeout as exc:
+            raise AssertionError(f"the CUDA smoke pod ({v.gpu_cuda_smoke_image}) did not finish: {exc}") from None
+        from kubernetes import client
+
+        log = client.CoreV1Api(k8s.api).read_namespaced_pod_log("cuda-smoke", ns, tail_lines=20)
+        evidence(f"CUDA smoke test {v.gpu_cuda_smoke_image} on {dig(done, 'spec.nodeName')}: "
+                 f"{dig(done, 'status.phase')}; log: {log.strip()[-400:]}")
+        assert dig(done, "status.phase") == "Succeeded", f"the CUDA smoke test failed: {log.strip()[-400:]}"
 
 
 @criterion("3.4-gpu", scope="k8s")
