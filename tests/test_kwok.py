@@ -268,6 +268,22 @@ def test_gpu_predictor_without_selector_spills_onto_an_unlabelled_gpu_node(kube,
         cluster.remove_nodes(rogue)
 
 
+def test_no_pod_bigger_than_any_node_where_a_cluster_autoscaler_runs(kube, cluster):
+    """A Pending pod no node can take makes a cluster autoscaler buy one: where its status ConfigMap is
+    found, the capacity check creates no too-big pod (it still fills the simulated GPUs) and says why."""
+    status = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "cluster-autoscaler-status", "namespace": "kube-system"}, "data": {"status": "x"}}
+    kube.create(status)
+    try:
+        stack = deploy(kube, cluster)
+        text = "\n".join(passes(m34g.test_gpu_requests_beyond_free_capacity_stay_pending, stack))
+        assert "no pod asking more than any node (a cluster autoscaler would buy a node for it: " \
+               "cluster-autoscaler (ConfigMap kube-system/cluster-autoscaler-status))" in text, text
+        assert "too-big" not in text, text
+    finally:
+        kube.delete("v1", "ConfigMap", "cluster-autoscaler-status", "kube-system")
+
+
 def test_gpu_preflight_names_the_selector_no_node_matches(cluster):
     """The gpu profile's selector (the GPU operator's label) on a cluster whose GPU nodes carry only
     workload-type=inference: one line naming the selector, before anything is applied."""
