@@ -24,7 +24,8 @@ def node():
 
     from fixtures.kube.client import Kube
 
-    cluster = NodeCluster(gpu_devices=DEVICES, gpu_labels={"nvidia.com/gpu.present": "true"}, progress=print)
+    cluster = NodeCluster(gpu_devices=DEVICES, gpu_labels={"nvidia.com/gpu.present": "true"}, progress=print,
+                          lock_timeout=1800)
     try:
         kubeconfig = cluster.up(timeout=300)
         kube = Kube(config.new_client_from_config(config_file=str(kubeconfig)), name="node")
