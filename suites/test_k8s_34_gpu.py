@@ -184,10 +184,14 @@ def test_gpus_are_allocated_by_the_kubelet_device_manager(stack, evidence):
     v, k8s = stack.values, stack.k8s
     needs(k8s, "containers", "gpu-nodes")
     res = v.kserve_gpu_resource_limit
-    nodes = [n for n in gpu_nodes(stack) if not simulated(n)]
-    if not nodes:
-        pytest.skip(f"no GPU node with a kubelet ({dict(v.kserve_gpu_node_selector)}, {res} allocatable): "
-                    "only simulated (kwok) GPU nodes")
+    gpu_nodes(stack)  # skips where the target has no GPU nodes at all
+    selector = ",".join(f"{k}={val}" for k, val in v.kserve_gpu_node_selector.items())
+    labelled = [n for n in k8s.nodes(selector) if not simulated(n)]
+    if not labelled:
+        pytest.skip(f"no GPU node with a kubelet (labelled {selector}): only simulated (kwok) GPU nodes")
+    nodes = [n for n in labelled if n.allocatable(res) > 0]
+    assert nodes, (f"the nodes labelled {selector} report no {res} allocatable "
+                   f"({[n.name for n in labelled]}): no device plugin advertises it there")
     fake = [n for n in nodes if simulated_devices(n)]
     if fake:
         evidence(f"the devices of {[n.name for n in fake]} are a device plugin's fakes (fixtures/node/deviceplugin), "
