@@ -66,6 +66,26 @@ def cpu_target_unreachable(stack, isvc) -> str | None:
             "set MLSERVER_PARALLEL_WORKERS on the runtime)")
 
 
+def no_gpu_for_a_replica(stack, evidence) -> str | None:
+    """Why the replicas of a GPU predictor cannot rise (None: they can): a replica beyond the minimum
+    needs inference_gpu_count more free GPUs on a GPU node, before the load starts."""
+    from suites.gpu_helpers import gpu_nodes, gpu_use
+
+    v, k8s = stack.values, stack.k8s
+    if not v.inference_gpu_count or "gpu-nodes" in k8s.limitations:
+        return None
+    res = v.kserve_gpu_resource_limit
+    nodes = gpu_nodes(stack)
+    use = gpu_use(k8s, res)
+    free = {n.name: n.allocatable(res) - use.get(n.name, 0) for n in nodes}
+    evidence(f"free {res} on the GPU nodes ({dict(v.kserve_gpu_node_selector)}) before the load: {free}")
+    if any(f >= v.inference_gpu_count for f in free.values()):
+        return None
+    return (f"the replicas cannot rise: a second replica needs {v.inference_gpu_count} free {res} on a node "
+            f"labelled {dict(v.kserve_gpu_node_selector)}, and the GPU nodes have {free or 'none'} free; "
+            "3.4-autoscaling-load needs a second free GPU (add a GPU node, or free one)")
+
+
 def _s(seconds) -> str:
     return "never" if seconds is None else f"{seconds:.0f} s"
 
@@ -137,6 +157,9 @@ class ScalingExperiment:
                      f"{v.inference_cpu_limit}, inference_scale_metric={v.inference_scale_metric}, "
                      f"inference_scale_target={v.inference_scale_target}, replicas {v.inference_min_replicas}.."
                      f"{v.inference_max_replicas}")
+            if finding:
+                pytest.fail(finding, pytrace=False)
+            finding = no_gpu_for_a_replica(self.stack, evidence)
             if finding:
                 pytest.fail(finding, pytrace=False)
         if self.stack.served_model is None and not self.stack.inference.model_ready:

@@ -10,6 +10,8 @@ from suites.kserve_helpers import MAX_FILL_PODS, PROBE_LABEL, needs, runtime_for
 
 # kwok's fake nodes carry this label (fixtures.kube.cluster.node_manifest), on kwok and joined to a real node.
 SIMULATED_NODE_LABEL = "mlops-acceptance/simulated"
+# A real node whose GPUs are a device plugin's fake devices (fixtures.node.cluster: the node target).
+SIMULATED_DEVICES_LABEL = "mlops-acceptance/simulated-gpu-devices"
 # The spec's GPUs per predictor: what the GPU variant asks when the configured predictor asks none.
 SPEC_GPU_COUNT = 1
 
@@ -22,7 +24,43 @@ def gpu_nodes(stack) -> list:
 
 
 def simulated(node) -> bool:
+    """A kwok node: the node and its pods are simulated."""
     return node.labels.get(SIMULATED_NODE_LABEL) == "true"
+
+
+def simulated_devices(node) -> bool:
+    """A real node (real kubelet, real pods) whose GPUs are a device plugin's fake devices."""
+    return node.labels.get(SIMULATED_DEVICES_LABEL) == "true"
+
+
+def scheduling_nodes(nodes: list) -> list:
+    """The GPU nodes the scheduling half places its probe pods on: the kwok nodes where there are any
+    beside a node with fake devices (the probe pods would start real containers there)."""
+    kwok = [n for n in nodes if simulated(n)]
+    return kwok if kwok and len(kwok) < len(nodes) and all(simulated(n) or simulated_devices(n) for n in nodes) \
+        else nodes
+
+
+def pin_to(body: dict, nodes: list) -> dict:
+    """Keep a probe pod on these nodes (a required node affinity on their names)."""
+    body["spec"].setdefault("affinity", {})["nodeAffinity"] = {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchFields": [
+            {"key": "metadata.name", "operator": "In", "values": [n.name for n in nodes]}]}]}}
+    return body
+
+
+def cluster_autoscaler(k8s) -> str | None:
+    """What would buy nodes for a Pending pod (None: nothing found): the cluster autoscaler (its status
+    ConfigMap or Deployment in kube-system) or Karpenter (its NodePool kind)."""
+    if k8s.read("v1", "ConfigMap", "cluster-autoscaler-status", "kube-system"):
+        return "cluster-autoscaler (ConfigMap kube-system/cluster-autoscaler-status)"
+    for o in k8s.list("apps/v1", "Deployment", "kube-system"):
+        if "cluster-autoscaler" in o["metadata"]["name"]:
+            return f"cluster-autoscaler (Deployment kube-system/{o['metadata']['name']})"
+    for api in ("karpenter.sh/v1", "karpenter.sh/v1beta1"):
+        if k8s.has_kind(api, "NodePool"):
+            return f"Karpenter ({api} NodePool)"
+    return None
 
 
 class GpuVariant:
@@ -62,11 +100,11 @@ def scheduling_subject(stack, isvc):
     if v.inference_gpu_count:
         return isvc, v.inference_gpu_count, None
     nodes = gpu_nodes(stack)
-    if nodes and all(simulated(n) for n in nodes):
+    if nodes and all(simulated(n) or simulated_devices(n) for n in nodes):
         return GpuVariant(isvc, v), SPEC_GPU_COUNT, (
             f"inference_gpu_count is 0 (the predictor runs on this CPU-only host); the scheduling half places the "
             f"spec's GPU predictor ({SPEC_GPU_COUNT} {v.kserve_gpu_resource_limit}, kserve_gpu_node_selector, "
-            f"kserve_gpu_tolerations) on the simulated GPU nodes")
+            f"kserve_gpu_tolerations) on the simulated GPU nodes (kwok nodes, or fake devices of a device plugin)")
     import pytest
 
     pytest.skip("inference_gpu_count is 0: the predictor asks for no GPU")
@@ -157,8 +195,12 @@ class CapacityProbe:
     """Predictor-like pods that fill every free GPU and one more (kwok only: on a real cluster that
     would take them all), plus one asking more GPUs than any node has."""
 
-    def __init__(self, stack, isvc, nodes, per_pod: int | None = None):
+    def __init__(self, stack, isvc, nodes, per_pod: int | None = None, pinned: bool = False):
         v, self.k8s = stack.values, stack.k8s
+        # pinned: the probe pods stay on `nodes` (the kwok nodes beside a node with fake devices).
+        self.pinned = pinned
+        # A pod no node can take makes a cluster autoscaler buy one: where one runs, too-big is not created.
+        self.autoscaler = cluster_autoscaler(self.k8s)
         self.isvc, self.nodes, self.res = isvc, nodes, v.kserve_gpu_resource_limit
         self.per_pod = v.inference_gpu_count if per_pod is None else per_pod
         self.runtime, _ = runtime_for(stack)
@@ -175,14 +217,21 @@ class CapacityProbe:
         started = time.monotonic()
         bodies = [predictor_like_pod(self.isvc, self.runtime, f"fill-{i}") for i in range(self.fits + 1)] \
             if self.fill else []
-        bodies.append(predictor_like_pod(self.isvc, self.runtime, "too-big", gpus=self.too_big))
+        if not self.autoscaler:
+            bodies.append(predictor_like_pod(self.isvc, self.runtime, "too-big", gpus=self.too_big))
         for body in bodies:
             body["metadata"]["namespace"] = namespace
+            if self.pinned:
+                pin_to(body, self.nodes)
             self.k8s.create(body)
             self.names.append(body["metadata"]["name"])
         wait_placed(self.k8s, namespace, self.names, timeout=90)
         self.took = time.monotonic() - started
         return [self.k8s.pod(n, namespace) for n in self.names]
+
+    @property
+    def creates_nothing(self) -> bool:
+        return not self.fill and bool(self.autoscaler)
 
     def oversubscribed(self) -> dict:
         after = gpu_use(self.k8s, self.res)
@@ -191,10 +240,12 @@ class CapacityProbe:
 
     def record(self, pods, evidence) -> None:
         scheduled = [p for p in pods if p.node_name]
+        big = "no pod asking more than any node (a cluster autoscaler would buy a node for it: " \
+            f"{self.autoscaler})" if self.autoscaler else f"one asking {self.too_big} > any node's allocatable"
         evidence(f"free {self.res} before: {self.free}; created {len(pods)} probe pods "
-                 f"({self.fits + 1 if self.fill else 0} x {self.per_pod} to fill, one asking {self.too_big} > any "
-                 f"node's allocatable) in {self.took:.2f} s: {len(scheduled)} scheduled, "
-                 f"{len(pods) - len(scheduled)} Pending")
+                 f"({self.fits + 1 if self.fill else 0} x {self.per_pod} to fill, {big})"
+                 + (f", kept on {[n.name for n in self.nodes]}" if self.pinned else "")
+                 + f" in {self.took:.2f} s: {len(scheduled)} scheduled, {len(pods) - len(scheduled)} Pending")
         for p in pods:
             if not p.node_name:
                 evidence(f"{p.name}: Pending, {p.unschedulable}")
@@ -204,3 +255,59 @@ class CapacityProbe:
             evidence("capacity fill skipped: " + ("real GPU nodes (it would take every free GPU)"
                                                    if not self.k8s.simulated
                                                    else f"{self.fits} pods would fit (> {MAX_FILL_PODS})"))
+
+
+# --- the kubelet's allocation (device plugin, PodResources) ----------------------------------
+
+def device_plugin_daemonsets(k8s) -> list[dict]:
+    """The device plugin's DaemonSets (NVIDIA's plugin, the GPU operator's): any named *device-plugin*."""
+    return [o for o in k8s.list("apps/v1", "DaemonSet") if "device-plugin" in o["metadata"]["name"]]
+
+
+def daemonset_summary(o: dict) -> str:
+    st = o.get("status") or {}
+    return (f"DaemonSet {o['metadata'].get('namespace')}/{o['metadata']['name']}: "
+            f"{st.get('numberReady', 0)}/{st.get('desiredNumberScheduled', 0)} Ready")
+
+
+def daemonset_ready(o: dict) -> bool:
+    st = o.get("status") or {}
+    return st.get("desiredNumberScheduled", 0) > 0 and st.get("numberReady", 0) == st.get("desiredNumberScheduled")
+
+
+# Why a remote cluster's PodResources are not read (the node target reads the socket on its host).
+POD_RESOURCES_REMOTE = ("the kubelet's PodResources API is read where this host reaches the node's "
+                        "pod-resources socket (node target); on a remote cluster that needs a pod mounting "
+                        "/var/lib/kubelet/pod-resources (as dcgm-exporter), which the suite does not run yet")
+# The variant's CPU request on a small node: what is checked is the GPU allocation, not CPU fit.
+VARIANT_CPU_REQUEST = "10m"
+
+
+def gpu_variant_of_pod(pod, values, node, gpus: int, name: str) -> dict:
+    """The live predictor pod as the spec's GPU predictor, pinned to `node`: its own containers, init
+    containers (the storage initializer), volumes and service account, plus the GPU request and limit
+    on the model container, the GPU nodeSelector and tolerations; CPU requests lowered to
+    VARIANT_CPU_REQUEST; labelled as a probe (so no Service sends it traffic)."""
+    import copy
+
+    spec = copy.deepcopy(pod.get("spec", {}))
+    # Where it ran, and what admission computes again (a copied priority must equal the computed one).
+    for key in ("nodeName", "priority", "preemptionPolicy"):
+        spec.pop(key, None)
+    res = values.kserve_gpu_resource_limit
+    for c in spec.get("initContainers", []) + spec.get("containers", []):
+        resources = c.setdefault("resources", {})
+        if "cpu" in (resources.get("requests") or {}):
+            resources["requests"]["cpu"] = VARIANT_CPU_REQUEST
+        if c["name"] == "kserve-container":
+            for part in ("requests", "limits"):
+                resources.setdefault(part, {})[res] = str(gpus)
+    spec["nodeSelector"] = {**dict(values.kserve_gpu_node_selector),
+                            "kubernetes.io/hostname": node.labels.get("kubernetes.io/hostname", node.name)}
+    spec["tolerations"] = list(spec.get("tolerations") or []) + [
+        {k: val for k, val in (("key", t.key), ("operator", t.operator), ("value", t.value), ("effect", t.effect))
+         if val is not None} for t in values.kserve_gpu_tolerations]
+    spec["terminationGracePeriodSeconds"] = 0
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": pod.namespace, "labels": {PROBE_LABEL: "gpu-allocation"}},
+            "spec": spec}

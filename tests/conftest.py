@@ -62,9 +62,9 @@ def suite_run(tmp_path, run_tmpdir):
 # In the order they run: on a cold cache the first needs only the node's binaries, the second also
 # the stack's images, the last two KServe's too, which the background build (tests/background_build.py)
 # makes meanwhile.
-REAL_NODE_ORDER = ("test_node.py", "test_node_stack.py", "test_node_suite_run.py", "test_kserve_node_faults.py")
+REAL_NODE_ORDER = ("test_node.py", "test_node_gpu.py", "test_node_stack.py", "test_node_suite_run.py", "test_kserve_node_faults.py")
 REAL_NODE_MODULES = set(REAL_NODE_ORDER)
-KSERVE_NODE_MODULES = set(REAL_NODE_ORDER[2:])
+KSERVE_NODE_MODULES = set(REAL_NODE_ORDER[3:])
 REAL_NODE_GROUP = "real-node"
 # Handed out right after the real node's group, longest first, so that no worker starts a long test
 # at the end while the others are idle (a warm run's module totals on 2 workers: faults 594 s,

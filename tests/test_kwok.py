@@ -268,6 +268,59 @@ def test_gpu_predictor_without_selector_spills_onto_an_unlabelled_gpu_node(kube,
         cluster.remove_nodes(rogue)
 
 
+def test_no_pod_bigger_than_any_node_where_a_cluster_autoscaler_runs(kube, cluster):
+    """A Pending pod no node can take makes a cluster autoscaler buy one: where its status ConfigMap is
+    found, the capacity check creates no too-big pod (it still fills the simulated GPUs) and says why."""
+    status = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "cluster-autoscaler-status", "namespace": "kube-system"}, "data": {"status": "x"}}
+    kube.create(status)
+    try:
+        stack = deploy(kube, cluster)
+        text = "\n".join(passes(m34g.test_gpu_requests_beyond_free_capacity_stay_pending, stack))
+        assert "no pod asking more than any node (a cluster autoscaler would buy a node for it: " \
+               "cluster-autoscaler (ConfigMap kube-system/cluster-autoscaler-status))" in text, text
+        assert "too-big" not in text, text
+    finally:
+        kube.delete("v1", "ConfigMap", "cluster-autoscaler-status", "kube-system")
+
+
+def test_gpu_preflight_names_the_selector_no_node_matches(kube):
+    """The gpu profile's selector (the GPU operator's label) on a cluster whose GPU nodes carry only
+    workload-type=inference: one line naming the selector, before anything is applied."""
+    from fixtures.kube.providers.cluster import cluster_problems
+
+    def gpu_problems(values) -> list[str]:
+        found = cluster_problems(kube, values, SimpleNamespace(install_kserve=True), "kwok")
+        return [p for p in found if "nvidia.com/gpu" in p]
+
+    problems = gpu_problems(load_values(files=[ROOT / "manifests" / "values" / "gpu.yaml"]))
+    assert len(problems) == 1, problems
+    assert "no node labelled nvidia.com/gpu.present=true has nvidia.com/gpu allocatable" in problems[0]
+    assert "\n" not in problems[0]
+    assert not gpu_problems(load_values())  # workload-type=inference: 3 nodes
+    assert not gpu_problems(load_values(sets=["inference_gpu_count=0"]))
+
+
+def test_autoscaling_without_a_free_gpu_for_a_second_replica_is_said_up_front(kube, cluster):
+    """3.4-autoscaling-load's precondition on GPU predictors: a replica beyond the first needs free GPUs."""
+    from suites.autoscaling_helpers import no_gpu_for_a_replica
+
+    evidence = Evidence()
+    fits = SimpleNamespace(values=load_values(), k8s=kube)
+    assert no_gpu_for_a_replica(fits, evidence) is None, evidence
+    too_many = SimpleNamespace(values=load_values(sets=["inference_gpu_count=5"]), k8s=kube)  # nodes have 4
+    finding = no_gpu_for_a_replica(too_many, evidence)
+    assert finding and "needs a second free GPU" in finding and "'gpu-node-0'" in finding, finding
+
+
+def test_gpu_allocation_check_skips_on_simulated_pods(kube, cluster):
+    """kwok runs no kubelet: the device-manager check skips with the target's reason, never passes."""
+    stack = deploy(kube, cluster)
+    with pytest.raises(pytest.skip.Exception) as info:
+        m34g.test_gpus_are_allocated_by_the_kubelet_device_manager(stack, Evidence())
+    assert "kwok" in str(info.value).lower() or "simulat" in str(info.value).lower(), info.value
+
+
 # --- 3.1 / 3.2 / 3.3: broken objects fail their checks ----------------------------------------
 
 def test_service_selector_matching_no_pod_fails_3_1_service(kube, cluster):

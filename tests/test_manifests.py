@@ -469,3 +469,35 @@ def test_an_empty_or_plain_dump_is_told_apart_from_an_archive(tmp_path):
     plain = tmp_path / "plain.sql"
     plain.write_text("--\n-- PostgreSQL database dump\n--\n\nSET statement_timeout = 0;\n")
     assert read_archive(plain, pg_restore).plain
+
+
+# --- the gpu profile (tox -e gpu) against its cluster assumptions -------------------------
+
+GPU_PROFILE = ROOT / "manifests" / "values" / "gpu.yaml"
+
+
+def test_gpu_profile_renders_validates_and_is_not_the_defaults():
+    """manifests/values/gpu.yaml is a GPU profile of its own: the GPU operator's node label, a GPU per
+    replica past the GPU taint, and a CPU request the HPA can scale on; it renders and lints clean."""
+    defaults, values = load_values(), load_values(files=[GPU_PROFILE])
+    objects = render_manifests(values)
+    assert not validate_objects(objects, values)
+    predictor = one(objects, "InferenceService")["spec"]["predictor"]
+    assert predictor["nodeSelector"] == {"nvidia.com/gpu.present": "true"} != defaults.kserve_gpu_node_selector
+    assert "workload-type" not in predictor["nodeSelector"]
+    limits, requests = predictor["model"]["resources"]["limits"], predictor["model"]["resources"]["requests"]
+    assert limits["nvidia.com/gpu"] == requests["nvidia.com/gpu"] == "1"
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in predictor["tolerations"]
+    # One MLServer worker uses at most one core: the HPA must be able to add a replica before that.
+    cpu = float(requests["cpu"].removesuffix("m")) / 1000 if requests["cpu"].endswith("m") else float(requests["cpu"])
+    assert cpu * values.inference_scale_target / 100 < 1, f"the HPA could never scale at {requests['cpu']} CPU"
+    assert values.inference_max_replicas > values.inference_min_replicas
+    differs = {k for k in ("kserve_gpu_node_selector", "inference_cpu_request", "inference_max_replicas")
+               if getattr(values, k) != getattr(defaults, k)}
+    assert len(differs) == 3, differs
+
+
+def test_spec_default_gpu_request_cannot_scale():
+    """The broken counterpart: the spec's 2-CPU request never lets one worker reach 80 %."""
+    values = load_values()
+    assert float(values.inference_cpu_request) * values.inference_scale_target / 100 >= 1

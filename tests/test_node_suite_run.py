@@ -46,8 +46,15 @@ def test_the_suite_on_the_node_target_passes_31_32_33(suite_run):
     # predictor placed by the real scheduler), and the device half cannot run here: partial, never passed.
     gpu = next(c for c in signoff["criteria"] if c["id"] == "3.4-gpu")
     assert gpu["status"] == "partial", gpu
-    for check in ("test_gpu_predictor_lands_only_on_gpu_nodes", "test_gpu_requests_beyond_free_capacity_stay_pending"):
+    for check in ("test_gpu_predictor_lands_only_on_gpu_nodes", "test_gpu_requests_beyond_free_capacity_stay_pending",
+                  "test_gpus_are_allocated_by_the_kubelet_device_manager"):
         assert f"partial: {check} proved it on simulated proof only" in gpu["evidence"], gpu["evidence"]
+    # The device plugin's fake GPUs on the real node: allocatable, and the predictor's GPU variant Running
+    # with its device listed by the kubelet's PodResources API and handed to the container.
+    text = gpu["evidence"]
+    assert "nvidia.com/gpu allocatable: {'" in text and "the predictor's GPU variant" in text, text
+    assert "kserve-container': ['sim-gpu-" in text and "NVIDIA_VISIBLE_DEVICES='sim-gpu-" in text, text
+    assert "test_gpus_are_allocated_by_the_kubelet_device_manager FAILED" not in text, text
     assert any("SeaweedFS" in n for n in signoff.get("notes", [])), signoff.get("notes")
     # 3-docs records the platform: the API server's Kubernetes version and KServe's, read from the cluster;
     # Knative is not on the node (said with the reason), and nothing unreadable leaves the row partial.
