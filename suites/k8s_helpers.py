@@ -118,7 +118,7 @@ def check_process_env(stack, pod, container: str, expected: dict[str, str], evid
                       "(exec: sh, printenv, sha256sum in the image) proves what the server runs with")
         return
     evidence(f"{pod.name}/{container}: the process environment holds the expected value of "
-             f"{', '.join(v for v, ok in seen.items() if ok) or 'nothing'} (compared by digest in the container)")
+             f"{', '.join(v for v, ok in seen.items() if ok) or 'nothing'} (its main process's environment, compared by digest in the container)")
     wrong = [var for var, ok in seen.items() if not ok]
     assert not wrong, (f"pod {pod.name} container {container} runs with "
                        + ", ".join(f"{v} unset" if seen[v] is None else f"{v} different from the configured value"
