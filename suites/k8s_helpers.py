@@ -115,7 +115,7 @@ def check_process_env(stack, pod, container: str, expected: dict[str, str], evid
     except Exception as exc:  # noqa: BLE001 - no shell in the image, exec refused: the spec is all there is
         evidence(f"{pod.name}/{container}: the process environment could not be read: {exc}", proof="declared",
                  note=f"the credentials' source was read from pod {pod.name}'s spec only; the process environment "
-                      "(exec: sh, printenv, sha256sum in the image) proves what the server runs with")
+                      "(exec: sh and coreutils in the image) proves what the server runs with")
         return
     evidence(f"{pod.name}/{container}: the process environment holds the expected value of "
              f"{', '.join(v for v, ok in seen.items() if ok) or 'nothing'} (its main process's environment, compared by digest in the container)")
