@@ -90,14 +90,14 @@ def test_the_healthy_stack_passes_the_31_32_33_kubernetes_checks(node):
         check(stack, Evidence())
     m31.test_minio_credentials_come_from_a_secret(stack, Evidence(), _Config())
     # The checks that once read only specs observe the running pods and servers here: live, nothing declared.
-    for check, extra in ((m31.test_minio_claim_bound_and_mounted_at_the_data_path, ()),
-                         (m31.test_minio_credentials_come_from_a_secret, (_Config(),)),
-                         (m32.test_postgresql_claim_template_bound, ()),
-                         (m33.test_mlflow_config_and_credentials_from_secret, ())):
+    for check, extra, observed in ((m31.test_minio_claim_bound_and_mounted_at_the_data_path, (), "running with it: "),
+                                   (m31.test_minio_credentials_come_from_a_secret, (_Config(),), "compared by digest"),
+                                   (m32.test_postgresql_claim_template_bound, (), "SHOW data_directory -> /"),
+                                   (m33.test_mlflow_config_and_credentials_from_secret, (), "compared by digest")):
         evidence = Evidence()
         check(stack, evidence, *extra)
         assert not evidence.declared, (check.__name__, evidence)
-        assert any("compared by digest" in e or "SHOW data_directory -> /" in e for e in evidence), evidence
+        assert any(observed in e for e in evidence), (check.__name__, evidence)
     # The ingress rows went through the real controller (Traefik), not only the objects.
     evidence = Evidence()
     m33.test_mlflow_ingress_routes_to_the_service(stack, evidence)
