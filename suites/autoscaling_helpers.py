@@ -24,12 +24,21 @@ def knative_autoscaler_config(stack, evidence) -> None:
         assert cm.data.get("max-scale") == str(v.knative_max_scale)
 
 
-def kserve_hpa(stack, mode: str, evidence) -> None:
-    """The HorizontalPodAutoscaler the KServe controller made in RawDeployment mode."""
+DECLARED_AUTOSCALING = ("the autoscaling configuration was read from the objects' specs only: the "
+                       "HorizontalPodAutoscaler's status (ScalingActive, its current metric), as the autoscaler "
+                       "keeps it on a cluster running KServe in RawDeployment mode (node, kind or cluster target), "
+                       "proves it live")
+
+
+def kserve_hpa(stack, mode: str, evidence) -> bool:
+    """The HorizontalPodAutoscaler the KServe controller made in RawDeployment mode. True when the
+    autoscaler's own state was observed: the HPA controller acts on it (ScalingActive) and reads its
+    metric (currentMetrics); False when only specs were read."""
     v, k8s = stack.values, stack.k8s
     if "kserve-controller" in k8s.limitations:
         evidence(f"the HorizontalPodAutoscaler KServe makes was not checked: {k8s.limitations['kserve-controller']}")
-    elif mode == "RawDeployment":
+        return False
+    if mode == "RawDeployment":
         hpa = k8s.obj("autoscaling/v2", "HorizontalPodAutoscaler", f"{v.inference_service_name}-predictor",
                       v.inference_service_namespace)
         metrics = hpa.get("spec.metrics", []) or []
@@ -39,6 +48,31 @@ def kserve_hpa(stack, mode: str, evidence) -> None:
         assert any(dig(m, "resource.name") == v.inference_scale_metric and
                    dig(m, "resource.target.averageUtilization") == v.inference_scale_target for m in metrics), (
             f"HPA metrics {metrics} do not target {v.inference_scale_metric} at {v.inference_scale_target}")
+        hpa = _acting(k8s, hpa, v.inference_scale_metric, timeout=min(60, v.timeouts.model))
+        active, current = hpa.condition("ScalingActive") or {}, hpa.get("status.currentMetrics", []) or []
+        evidence(f"HPA {hpa.name} status: ScalingActive {active.get('status')} ({active.get('reason')}); current "
+                 f"metrics {[(dig(m, 'resource.name'), dig(m, 'resource.current')) for m in current]}")
+        return active.get("status") == "True" and any(dig(m, "resource.name") == v.inference_scale_metric
+                                                      for m in current)
+    return False
+
+
+def _acting(k8s, hpa, metric: str, timeout: float):
+    """The HPA once its controller acts on it (ScalingActive, a current value of `metric`: its first needs
+    two metric scrapes), or as it is after `timeout`."""
+    from fixtures.kube.client import WaitTimeout
+    from fixtures.kube.objects import view
+
+    def acting(o: dict) -> bool:
+        active = any(c.get("type") == "ScalingActive" and c.get("status") == "True"
+                     for c in dig(o, "status.conditions", []) or [])
+        return active and any(dig(m, "resource.name") == metric for m in dig(o, "status.currentMetrics", []) or [])
+    try:
+        raw = k8s.wait_for("autoscaling/v2", "HorizontalPodAutoscaler", hpa.name, hpa.namespace, acting,
+                           timeout=timeout, what=f"HPA {hpa.name} acting on {metric}")
+    except WaitTimeout:
+        return k8s.obj("autoscaling/v2", "HorizontalPodAutoscaler", hpa.name, hpa.namespace)
+    return view(k8s, "autoscaling/v2", "HorizontalPodAutoscaler", hpa.name, hpa.namespace, raw)
 
 
 def cpu_target_unreachable(stack, isvc) -> str | None:

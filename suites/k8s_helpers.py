@@ -33,24 +33,40 @@ NO_CONTROLLER = ("the route was read from the Ingress object only: no ingress co
                  "target (a cluster with an ingress controller proves it live)")
 
 
-def request_through_controller(stack, host: str, path: str, accept, evidence) -> None:
-    """Send a request with the Host header through the ingress controller when the target reaches one
-    (stack.ingress_url, set by its provider), and judge the answer with `accept(response)`; without
-    one the route is only declared."""
+def host_routes(k8s, namespace: str, host: str) -> list[tuple[str, str, object]]:
+    """[(path, service, port)] of every rule path of the Ingresses in `namespace` that serve `host`."""
+    return [(p, s, pt) for i in k8s.ingresses(namespace) for h, p, s, pt in i.routes if h == host]
+
+
+def requests_through_controller(stack, host: str, namespace: str, probe, evidence) -> None:
+    """One request per configured rule path of `host`, with the Host header, through the ingress
+    controller when the target reaches one (stack.ingress_url, set by its provider); `probe(path)`
+    -> (the path to request, accept(response)): each answer must come from the component, not from
+    the controller (a 404 for a path it does not route, a 502/503 for a backend it cannot reach).
+    Without a controller the routes are only declared."""
     import requests
 
     url = getattr(stack, "ingress_url", None)
     if not url:
         evidence.proof("declared", NO_CONTROLLER)
         return
-    response = requests.get(url.rstrip("/") + path, headers={"Host": host}, timeout=15)
-    evidence(f"GET {path} with Host: {host} through the ingress controller at {url} -> HTTP {response.status_code}",
-             proof="live")
-    assert accept(response), (f"through the ingress controller, Host {host} {path} answered HTTP "
-                              f"{response.status_code}: {response.text[:200]}")
+    routes = host_routes(stack.k8s, namespace, host)
+    assert routes, f"no Ingress path serves host {host}"
+    failed = []
+    for path, service, _port in dict.fromkeys(routes):
+        sent, accept = probe(path or "/")
+        response = requests.get(url.rstrip("/") + sent, headers={"Host": host}, timeout=15)
+        evidence(f"rule path {path} (Service {service}): GET {sent} with Host: {host} through the ingress controller "
+                 f"at {url} -> HTTP {response.status_code}", proof="live")
+        if not accept(response):
+            failed.append(f"path {path} (Service {service}): GET {sent} answered HTTP {response.status_code}: "
+                          f"{response.text[:120]!r}")
+    assert not failed, f"through the ingress controller, Host {host}: " + "; ".join(failed)
 
 
 def check_ingress(k8s, namespace: str, enabled: bool, host: str, service_name: str, want_port: int, evidence):
+    """An Ingress serves `host`, a route of it reaches Service `service_name` on `want_port`, and every
+    rule path of the host names a Service that exists, has the port and ready endpoints."""
     ingresses = k8s.ingresses(namespace)
     svc = k8s.service(service_name, namespace)
     matching = [i for i in ingresses if host in i.hosts]
@@ -66,6 +82,48 @@ def check_ingress(k8s, namespace: str, enabled: bool, host: str, service_name: s
     assert svc.exists, f"Service {namespace}/{service_name} is missing"
     assert any(port == want_port for _s, port in resolved), (
         f"no route of {host} reaches Service {service_name} port {want_port} (routes: {routes})")
+    broken = []
+    for _h, path, name, port in routes:
+        backend = svc if name == service_name else k8s.service(name, namespace)
+        if not backend.exists:
+            broken.append(f"path {path} -> Service {name}, which does not exist")
+        elif resolve_service_port(backend, port) is None:
+            broken.append(f"path {path} -> Service {name} port {port}, which it does not expose")
+        elif not backend.has_ready_endpoints:
+            broken.append(f"path {path} -> Service {name}, which has no ready endpoints")
+    assert not broken, f"host {host}: " + "; ".join(broken)
+
+
+def running_pods(pods, container: str, what: str) -> list:
+    """The pods whose `container` runs now (phase Running, its status running); fails naming the others."""
+    running = [p for p in pods if p.phase == "Running" and p.running(container)]
+    assert running, f"no running pod of {what} (pods: {[p.summary() for p in pods] or 'none'})"
+    return running
+
+
+def check_process_env(stack, pod, container: str, expected: dict[str, str], evidence) -> None:
+    """The environment the container's process runs with holds `expected` (compared by digest inside
+    the container: no value leaves it). A pod started before its Secret changed fails here. Where no
+    process can be asked (kwok simulates pods) or the image cannot run the comparison, the row rests
+    on the pod's spec, and says so."""
+    k8s = stack.k8s
+    if k8s.simulated:
+        evidence(f"{pod.name}/{container}: the process environment not read ({k8s.simulated})")
+        return
+    try:
+        seen = k8s.env_matches(pod.name, pod.namespace, container, expected)
+    except Exception as exc:  # noqa: BLE001 - no shell in the image, exec refused: the spec is all there is
+        evidence(f"{pod.name}/{container}: the process environment could not be read: {exc}", proof="declared",
+                 note=f"the credentials' source was read from pod {pod.name}'s spec only; the process environment "
+                      "(exec: sh and coreutils in the image) proves what the server runs with")
+        return
+    evidence(f"{pod.name}/{container}: the process environment holds the expected value of "
+             f"{', '.join(v for v, ok in seen.items() if ok) or 'nothing'} (its main process's environment, compared by digest in the container)")
+    wrong = [var for var, ok in seen.items() if not ok]
+    assert not wrong, (f"pod {pod.name} container {container} runs with "
+                       + ", ".join(f"{v} unset" if seen[v] is None else f"{v} different from the configured value"
+                                   for v in wrong)
+                       + " (a process started before its Secret changed, or one that overrides it)")
 
 
 def check_claim(pvc, size: str, storage_class: str, component: str, evidence, configured: str | None = None) -> None:

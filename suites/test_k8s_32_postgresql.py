@@ -11,7 +11,7 @@ import pytest
 from fixtures.kube.client import dig
 from suites.backup_helpers import (check_archive, named_buckets, new_objects, restore_and_compare, restore_gap,
                                    source_counts, store_snapshot)
-from suites.k8s_helpers import check_claim, check_service, run_cronjob_once
+from suites.k8s_helpers import check_claim, check_service, run_cronjob_once, running_pods
 
 criterion = pytest.mark.criterion
 
@@ -33,8 +33,16 @@ def test_postgresql_statefulset_ready(stack, evidence):
     assert pod.phase == "Running" and pod.ready, f"postgresql-0 is {pod.phase}, ready={pod.ready}"
 
 
+# Where the postgres image keeps its data unless PGDATA says otherwise.
+IMAGE_PGDATA = "/var/lib/postgresql/data"
+
+
 @criterion("3.2-storage", scope="k8s")
 def test_postgresql_claim_template_bound(stack, evidence):
+    """The StatefulSet's claims are Bound, of the configured size and class, and hold PostgreSQL's data:
+    read from the pods themselves (the volume that holds the data directory in each pod's own spec is a
+    claim of the template) and from the running server (its live `data_directory` lies on that claim's
+    mount, not on the container's own filesystem)."""
     v, k8s = stack.values, stack.k8s
     ns = v.postgresql_namespace
     sts = k8s.statefulset("postgresql", ns)
@@ -43,13 +51,46 @@ def test_postgresql_claim_template_bound(stack, evidence):
              for t in templates]
     evidence(f"volumeClaimTemplates (name, class, size): {shown}")
     assert templates, f"StatefulSet {ns}/postgresql has no volumeClaimTemplate"
-    container = sts.template.container("postgresql") or sts.template.container()
-    mounts = {t["metadata"]["name"]: container.mount_path(t["metadata"]["name"]) for t in templates}
-    assert any(mounts.values()), f"no claim template is mounted in the postgresql container ({mounts})"
+    pods = sts.pods()
+    assert pods, f"no pod of StatefulSet {ns}/postgresql"
+    live = _live_data_directory(stack, evidence)
+    held = {}
+    for pod in pods:
+        container = pod.template.container("postgresql") or pod.template.container()
+        declared = container.env_sources().get("PGDATA", ("literal", IMAGE_PGDATA))
+        path = live or (declared[1] if declared[0] == "literal" else IMAGE_PGDATA)
+        held[pod.name] = (container.name, path, *pod.template.claim_holding(container, path))
+    evidence("; ".join(f"pod {name}: data directory {path} held by " + (f"claim {claim} mounted at {mount}" if claim
+                                                                       else f"no claim (mount {mount})")
+                       for name, (_c, path, claim, mount) in held.items()))
+    missing = {name: (path, mount) for name, (_c, path, claim, mount) in held.items() if not claim}
+    assert not missing, ("no PersistentVolumeClaim holds PostgreSQL's data directory in pod(s) " + ", ".join(
+        f"{name} ({'live data_directory' if live else 'PGDATA'} {path!r}, held by "
+        f"{'the volume mounted at ' + mount if mount else 'the container filesystem'})"
+        for name, (path, mount) in missing.items()))
     names = sts.pvc_names()
+    foreign = sorted({claim for *_x, claim, _m in held.values()} - set(names))
+    assert not foreign, f"the data directory is on claim(s) {foreign}, not the volumeClaimTemplate's {names}"
     for name in names:
         check_claim(k8s.pvc(name, ns), v.postgresql_storage_size, v.postgresql_storage_class, "postgresql", evidence,
                     getattr(stack, "values_replaced", {}).get("postgresql_storage_class"))
+    running_pods(pods, next(iter(held.values()))[0], f"StatefulSet {ns}/postgresql")
+
+
+def _live_data_directory(stack, evidence) -> str | None:
+    """The running server's data directory (None where it cannot be asked: kwok's database is not the pod's)."""
+    if stack.k8s.simulated:
+        evidence(f"the server's data_directory not read ({stack.k8s.simulated}): PGDATA from the pod's spec")
+        return None
+    try:
+        found = stack.postgres.data_directory
+    except Exception as exc:  # noqa: BLE001 - no superuser: the spec's PGDATA is all there is
+        evidence(f"SHOW data_directory failed ({type(exc).__name__}: {str(exc).strip()[:200]})", proof="declared",
+                 note="where the data lies was read from the pod's PGDATA only: a superuser (or "
+                      "pg_read_all_settings) connection reads the live data_directory")
+        return None
+    evidence(f"the running server: SHOW data_directory -> {found}")
+    return found
 
 
 @criterion("3.2-service", scope="k8s")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from suites.autoscaling_helpers import ScalingExperiment, knative_autoscaler_config, kserve_hpa
+from suites.autoscaling_helpers import DECLARED_AUTOSCALING, ScalingExperiment, knative_autoscaler_config, kserve_hpa
 from suites.kserve_helpers import isvc_of
 
 criterion = pytest.mark.criterion
@@ -41,7 +41,8 @@ def test_autoscaling_objects_match_the_configuration(stack, evidence):
         assert ann.get("autoscaling.knative.dev/class") == want_cls, (
             f"autoscaling.knative.dev/class {ann.get('autoscaling.knative.dev/class')!r}, want {want_cls}")
     knative_autoscaler_config(stack, evidence)
-    kserve_hpa(stack, mode, evidence)
+    if not kserve_hpa(stack, mode, evidence):
+        evidence.proof("declared", DECLARED_AUTOSCALING)
 
 
 @criterion("3.4-autoscaling-load", scope="k8s")

@@ -70,8 +70,13 @@ import suites.test_k8s_34_kserve as m34  # noqa: E402
 
 
 class Evidence(list):
-    def __call__(self, text: str) -> None:
+    def __call__(self, text: str, proof: str | None = None, note: str = "") -> None:
         self.append(str(text))
+        if proof:
+            self.proof(proof, note)
+
+    def proof(self, kind: str, note: str = "") -> None:
+        self.append(f"proof: {kind} {note}")
 
 
 def fails(check, stack, *args) -> str:
@@ -197,6 +202,10 @@ def test_unbroken_stack_passes_the_kserve_checks(node):
                   m34a.test_autoscaling_objects_match_the_configuration):
         passes(check, stack)
     passes(integration, stack)
+    # The autoscaler's own state was observed (the HPA controller acts on KServe's HPA): live, not declared.
+    evidence = passes(m34a.test_autoscaling_objects_match_the_configuration, stack)
+    assert any("ScalingActive True" in e for e in evidence) and not any("proof: declared" in e for e in evidence), \
+        evidence
 
 
 def test_real_mlserver_answers_a_shape_mismatch_with_500_and_keeps_running(node):

@@ -36,11 +36,17 @@ import suites.test_k8s_33_mlflow as m33  # noqa: E402
 
 
 class Evidence(list):
-    def __call__(self, text: str, proof: str | None = None) -> None:
+    def __call__(self, text: str, proof: str | None = None, note: str = "") -> None:
         self.append(str(text))
+        if proof:
+            self.proof(proof, note)
 
     def proof(self, kind: str, note: str = "") -> None:
         self.append(f"proof: {kind} {note}")
+
+    @property
+    def declared(self) -> list[str]:
+        return [e for e in self if e.startswith("proof: declared")]
 
     def blocked_by(self, criterion: str, why: str) -> None:
         pytest.fail(f"blocked by {criterion}: {why}")
@@ -97,6 +103,15 @@ def test_the_healthy_stack_passes_the_31_32_33_kubernetes_checks(node):
                   m33.test_mlflow_service_with_ready_endpoints, m33.test_mlflow_ingress_routes_to_the_service):
         check(stack, Evidence())
     m31.test_minio_credentials_come_from_a_secret(stack, Evidence(), _Config())
+    # The checks that once read only specs observe the running pods and servers here: live, nothing declared.
+    for check, extra, observed in ((m31.test_minio_claim_bound_and_mounted_at_the_data_path, (), "running with it: "),
+                                   (m31.test_minio_credentials_come_from_a_secret, (_Config(),), "compared by digest"),
+                                   (m32.test_postgresql_claim_template_bound, (), "SHOW data_directory -> /"),
+                                   (m33.test_mlflow_config_and_credentials_from_secret, (), "compared by digest")):
+        evidence = Evidence()
+        check(stack, evidence, *extra)
+        assert not evidence.declared, (check.__name__, evidence)
+        assert any(observed in e for e in evidence), (check.__name__, evidence)
     # The ingress rows went through the real controller (Traefik), not only the objects.
     evidence = Evidence()
     m33.test_mlflow_ingress_routes_to_the_service(stack, evidence)
@@ -216,9 +231,10 @@ def test_a_backup_cronjob_whose_job_uploads_no_good_dump_fails_the_backup_check(
 
 # --- defects in a scratch namespace: MinIO's objects of the manifests, one defect each --------------
 
-def deploy_minio(node, mutate=None, wait: float = 60, **sets):
-    """Render the manifests with every namespace set to a fresh one, keep the namespace and MinIO's
-    objects (minio/*.j2 but the bucket Job), break them with `mutate`, apply, wait; a stack-like object."""
+def deploy_minio(node, mutate=None, wait: float = 60, component: str = "minio", **sets):
+    """Render the manifests with every namespace set to a fresh one, keep the namespace and the
+    component's objects (minio/*.j2 but the bucket Job; postgresql/*.j2 but the backup), break them with
+    `mutate`, apply, wait; a stack-like object."""
     from fixtures.kube.deploy import Deployer
     from fixtures.kube.manifests import apply_order, render_manifests
     from fixtures.node.stack_images import image_values
@@ -229,7 +245,8 @@ def deploy_minio(node, mutate=None, wait: float = 60, **sets):
     base = load_values(sets=assignments)
     values = base.model_copy(update=image_values(base))
     objects = [copy.deepcopy(dict(o)) for o in apply_order(render_manifests(values))
-               if o.source.startswith("minio/") and "buckets" not in o.source or o["kind"] == "Namespace"]
+               if o.source.startswith(f"{component}/") and "buckets" not in o.source and "backup" not in o.source
+               or o["kind"] == "Namespace"]
     objects = [o for o in objects if o["kind"] != "Namespace" or o["metadata"]["name"] == ns]
     if mutate:
         mutate(objects)
@@ -443,6 +460,132 @@ def test_a_port_forward_follows_the_replaced_pod(node):
     KubeRestarts(node.kube, v, timeout, after=provider.follow_replaced_pods).restart("s3")
     assert forward.proc.pid != pid and forward.local_port == port
     assert v.artifact_bucket in dur.eventually(s3.bucket_names, timeout=30)
+
+
+# --- what only the running pods and servers show: the checks read them, not the specs -------------
+
+def test_pods_that_predate_their_template_fail_storage_and_credentials(node):
+    """MinIO's pods run with an emptyDir at the data path (the claim mounted aside, Bound) and the password
+    as a literal; then the Deployment is paused and its template set right. The template now says
+    what the criteria ask, the running pods do not: 3.1-storage and 3.1-credentials fail on the pods."""
+    def as_made(objects):
+        pod = find(objects, "Deployment")["spec"]["template"]["spec"]
+        pod["volumes"] = [{"name": "data", "emptyDir": {}},
+                          {"name": "claim", "persistentVolumeClaim": {"claimName": "minio-data"}}]
+        pod["containers"][0]["volumeMounts"].append({"name": "claim", "mountPath": "/claim"})
+        for e in pod["containers"][0]["env"]:
+            if e["name"] == "MINIO_ROOT_PASSWORD":
+                e.pop("valueFrom")
+                e["value"] = stack_values.minio_secret_key
+
+    stack_values = load_values()
+    stack = deploy_minio(node, as_made)
+    assert not stack.not_ready, stack.not_ready
+    from fixtures.kube.manifests import render_manifests
+
+    fixed = next(copy.deepcopy(dict(o)) for o in render_manifests(stack.values)
+                 if o["kind"] == "Deployment" and o["metadata"]["name"] == "minio")
+    fixed["spec"]["paused"] = True
+    node.kube.apply(fixed)
+    dep = node.kube.deployment("minio", stack.namespace)
+    assert dep.template.volumes["data"].get("persistentVolumeClaim"), dep.template.volumes
+    text = fails(m31.test_minio_claim_bound_and_mounted_at_the_data_path, stack)
+    assert "no PersistentVolumeClaim holds MinIO's data path" in text and "mounted at /data" in text, text
+    text = fails(m31.test_minio_credentials_come_from_a_secret, stack, _Config())
+    assert "MINIO_ROOT_PASSWORD comes from literal" in text and stack_values.minio_secret_key not in text, text
+
+
+def test_a_secret_changed_after_the_pod_started_fails_credentials(node):
+    """The pod started with one password; then its Secret was set to the configured one and the pod kept
+    running: spec and Secret agree with the values, the process does not, and 3.1-credentials fails on
+    the process environment (compared by digest: the value itself appears nowhere)."""
+    from fixtures.kube.manifests import render_manifests
+
+    configured = load_values()
+    stack = deploy_minio(node, minio_secret_key=f"old-{secrets.token_hex(8)}")
+    assert not stack.not_ready, stack.not_ready
+    stack.values = stack.values.model_copy(update={"minio_secret_key": configured.minio_secret_key})
+    node.kube.apply(next(dict(o) for o in render_manifests(stack.values)
+                         if o["kind"] == "Secret" and o["metadata"]["name"] == "minio-credentials"))
+    text = fails(m31.test_minio_credentials_come_from_a_secret, stack, _Config())
+    assert "MINIO_ROOT_PASSWORD different from the configured value" in text, text
+    assert configured.minio_secret_key not in text and "comes from" not in text.split("\n")[0], text
+
+
+@pytest.mark.skip(reason="unfinished: on its first node run (2026-12-04) the scratch PostgreSQL started with the "
+                  "overridden PGDATA was not Ready within 180 s; the setup needs debugging before it proves anything")
+def test_a_postgresql_whose_data_directory_is_off_the_claim_fails_storage(node):
+    """PostgreSQL's pod mounts its claim where PGDATA says, but its process is started with another
+    PGDATA: the spec looks right, the server keeps its data on the container's own filesystem, and
+    3.2-storage fails on the live `SHOW data_directory`."""
+    from psycopg.conninfo import make_conninfo
+
+    from fixtures.capabilities.postgres import Postgres
+
+    elsewhere = "/var/lib/postgresql/elsewhere"
+
+    def started_elsewhere(objects):
+        c = find(objects, "StatefulSet", "postgresql")["spec"]["template"]["spec"]["containers"][0]
+        c["command"] = ["sh", "-c", f'PGDATA={elsewhere} exec docker-entrypoint.sh "$@"', "sh"]
+
+    stack = deploy_minio(node, started_elsewhere, wait=180, component="postgresql")
+    assert not stack.not_ready, stack.not_ready
+    v = stack.values
+    ip = node.kube.pod("postgresql-0", stack.namespace).ip
+    stack.postgres = Postgres(make_conninfo(host=ip, port=5432, user=v.postgresql_user, password=v.postgresql_password,
+                                            dbname=v.postgresql_database),
+                              admin_conninfo=make_conninfo(host=ip, port=5432, user="postgres", dbname="postgres",
+                                                           password=v.postgresql_password))
+    text = fails(m32.test_postgresql_claim_template_bound, stack)
+    assert f"live data_directory '{elsewhere}'" in text and "container filesystem" in text, text
+
+
+def test_every_ingress_path_is_requested_through_the_controller(node):
+    """Two rule paths to MinIO pass, each requested through Traefik; a third path to a Service that exists,
+    has ready endpoints and the port, but whose targetPort nothing listens on, fails only on its own
+    request (the controller answers 502); a path to a Service that does not exist fails on the objects."""
+    import time
+
+    import requests
+
+    host = f"{secrets.token_hex(3)}.minio.example.org"
+    stack = deploy_minio(node, wait=180, minio_ingress_host=host)
+    assert not stack.not_ready, stack.not_ready  # a pod not Ready yet is "no ready endpoints", not the fault
+    stack.ingress_url = node.stack.ingress_url
+    ingress = node.kube.read("networking.k8s.io/v1", "Ingress", "minio", stack.namespace)
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+
+    def with_paths(*extra, routed=None):
+        body = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": "minio", "namespace": stack.namespace},
+                "spec": {"rules": [{"host": host, "http": {"paths": [paths[0], *extra]}}]}}
+        node.kube.apply(body)
+        # Traefik watches Ingresses and reloads within seconds: wait until the last path answers as `routed`.
+        deadline = time.monotonic() + 30
+        while routed and time.monotonic() < deadline:
+            if routed(requests.get(stack.ingress_url + extra[-1]["path"], headers={"Host": host}, timeout=5)):
+                return
+            time.sleep(1)
+
+    def path(at: str, service: str, port: int = 9000) -> dict:
+        return {"path": at, "pathType": "Prefix", "backend": {"service": {"name": service, "port": {"number": port}}}}
+
+    with_paths(path("/models", "minio"), routed=lambda r: "<Error" in r.text)
+    evidence = Evidence()
+    m31.test_minio_ingress_routes_to_the_service(stack, evidence)
+    assert any("rule path /models" in e and "GET /models" in e for e in evidence), evidence
+    assert any("rule path / " in e for e in evidence), evidence
+
+    node.kube.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "minio-no-listener",
+                                                                          "namespace": stack.namespace},
+                     "spec": {"selector": {"app": "minio"}, "ports": [{"port": 9000, "targetPort": 9999}]}})
+    with_paths(path("/models", "minio"), path("/console", "minio-no-listener"), routed=lambda r: r.status_code >= 500)
+    text = fails(m31.test_minio_ingress_routes_to_the_service, stack)
+    assert "path /console (Service minio-no-listener): GET /console answered HTTP 5" in text, text
+
+    with_paths(path("/absent", "absent"))
+    text = fails(m31.test_minio_ingress_routes_to_the_service, stack)
+    assert "path /absent -> Service absent, which does not exist" in text, text
 
 
 # --- last: a component's pod that dies and cannot be replaced (it breaks the stack for good) --------
