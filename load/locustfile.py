@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import locust.runners
 import locust.stats
 from locust import FastHttpUser, LoadTestShape, constant, events, task
 
-# Locust loads this file by path: the folder above `load/` makes `load.shapes` importable.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Locust loads this file by path, with the harness's interpreter: the installed package imports.
 from load.shapes import target_users
 
 # The timeline's p95 is over the last 2 s (Locust's default, 10 s, smooths spikes away).

@@ -12,6 +12,7 @@ report folders this process holds locked (the kernel releases them at exit).
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import shutil
 import sys
 import time
@@ -23,8 +24,10 @@ import pytest
 from reports import signoff
 from reports.redact import Redactor
 
+# The checkout's root, or the installed package's folder (mlops_acceptance/): `suites` is beside us in both.
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DIR = ROOT / "reports" / "out"
+# Under the directory pytest was started in: an installed suite's own folder may not be writable.
+DEFAULT_DIR = Path("reports") / "out"
 
 
 @dataclass
@@ -53,7 +56,8 @@ def environment(config: pytest.Config) -> RunEnvironment:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("acceptance")
     group.addoption("--report-dir", default=None, metavar="DIR",
-                    help="where acceptance.html, junit.xml and signoff.json go (default: reports/out)")
+                    help="where acceptance.html, junit.xml and signoff.json go (default: reports/out under the "
+                    "current directory)")
     group.addoption("--require-accepted", action="store_true",
                     help="exit non-zero unless the verdict is ACCEPTED (a CI gate; pytest's own exit code otherwise)")
     group.addoption("--require-scope", action="append", default=[], metavar="SCOPE[,SCOPE]",
@@ -66,15 +70,31 @@ def _is_acceptance_run(config: pytest.Config) -> bool:
     if config.getoption("report_dir"):
         return True
     suites = (ROOT / "suites").resolve()
-    paths = [Path(a.split("::")[0]).resolve() for a in config.args] or [Path.cwd()]
+    paths = [_arg_path(config, a.split("::")[0]) for a in config.args] or [Path.cwd()]
     return any(p == suites or suites in p.parents or p == ROOT for p in paths)
+
+
+def _arg_path(config: pytest.Config, arg: str) -> Path:
+    """An argument as the path pytest collects: with --pyargs, a module name is its file or folder
+    (`--pyargs mlops_acceptance.suites` is the installed suite)."""
+    if config.option.pyargs and not (config.invocation_params.dir / arg).exists():
+        try:
+            spec = importlib.util.find_spec(arg)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.origin:
+            origin = Path(spec.origin)
+            return (origin.parent if origin.name == "__init__.py" else origin).resolve()
+    return (config.invocation_params.dir / arg).resolve()
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    # Installed runs read no ini file: the marker is declared here, not in pyproject.toml.
+    config.addinivalue_line("markers", "criterion(id): the acceptance criterion (reports/criteria.md) a check proves")
     if not _is_acceptance_run(config) or hasattr(config, "workerinput"):
         return
-    wanted = Path(config.getoption("report_dir") or DEFAULT_DIR).resolve()
+    wanted = (config.invocation_params.dir / (config.getoption("report_dir") or DEFAULT_DIR)).resolve()
     report_dir = _claim(wanted)
     if report_dir != wanted:
         # Two runs at once (two `tox -e local`): the second must not overwrite the first's reports.
