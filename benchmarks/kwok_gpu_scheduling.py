@@ -31,13 +31,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fixtures.config import load_values  # noqa: E402
-from fixtures.kube.client import Kube  # noqa: E402
-from fixtures.kube.cluster import KwokCluster  # noqa: E402
-from fixtures.kube.deploy import Deployer  # noqa: E402
-from fixtures.kube.manifests import apply_order, render_manifests  # noqa: E402
-from fixtures.kube.providers.kwok import KwokProvider  # noqa: E402
-from fixtures.kube.simulation import kserve_crds  # noqa: E402
+from mlops_acceptance.fixtures.config import load_values  # noqa: E402
+from mlops_acceptance.fixtures.kube.client import Kube  # noqa: E402
+from mlops_acceptance.fixtures.kube.cluster import KwokCluster  # noqa: E402
+from mlops_acceptance.fixtures.kube.deploy import Deployer  # noqa: E402
+from mlops_acceptance.fixtures.kube.manifests import apply_order, render_manifests  # noqa: E402
+from mlops_acceptance.fixtures.kube.providers.kwok import KwokProvider  # noqa: E402
+from mlops_acceptance.fixtures.kube.simulation import kserve_crds  # noqa: E402
 
 CHECKS = ("lands", "capacity")
 
@@ -45,8 +45,8 @@ CHECKS = ("lands", "capacity")
 def gpu_checks() -> dict:
     """The suite's GPU scheduling checks by short name, and the fill limit: the one place that knows
     where they live (they moved once, from test_k8s_34_kserve.py; the smoke test catches the next move)."""
-    import suites.test_k8s_34_gpu as gpu
-    from suites.kserve_helpers import MAX_FILL_PODS
+    import mlops_acceptance.suites.test_k8s_34_gpu as gpu
+    from mlops_acceptance.suites.kserve_helpers import MAX_FILL_PODS
 
     return {"lands": gpu.test_gpu_predictor_lands_only_on_gpu_nodes,
             "capacity": gpu.test_gpu_requests_beyond_free_capacity_stay_pending,

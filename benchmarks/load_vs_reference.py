@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fixtures.config import load_values
-from fixtures.local.provider import LocalProvider
-from load import harness
+from mlops_acceptance.fixtures.config import load_values
+from mlops_acceptance.fixtures.local.provider import LocalProvider
+from mlops_acceptance.load import harness
 
 TARGET_RATIO = 0.85
 

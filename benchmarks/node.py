@@ -4,7 +4,7 @@
 
 - images: each stack image built (--cold-images: its cached archive moved aside first, restored
   if the build fails) or found in the cache (warm);
-- node: `python -m fixtures.node up --hold 0` (a bare node: certificates reused, images imported);
+- node: `python -m mlops_acceptance.fixtures.node up --hold 0` (a bare node: certificates reused, images imported);
   its own timings (to node Ready, in all) and the teardown;
 - suite: `pytest suites/ --target node` in a subprocess: to stack Ready (the session fixture's
   setup), to verdict (the whole run); the node's peak memory (its components and containers are
@@ -35,7 +35,7 @@ def node_memory() -> int:
     """Bytes the node uses now: its components' RSS (the PIDs its state file records, with their
     children) plus the RSS of every container (the memory cgroup under the kubelet's cgroupRoot).
     The machine's `used` figure is useless here: other runs share the machine."""
-    from fixtures.node.host import STATE_FILE, Layout
+    from mlops_acceptance.fixtures.node.host import STATE_FILE, Layout
 
     total = 0
     try:
@@ -79,9 +79,9 @@ class PeakMemory:
 
 
 def images(cold: bool) -> None:
-    from fixtures.config import load_values
-    from fixtures.node.images import archive_path, build
-    from fixtures.node.stack_images import stack_images
+    from mlops_acceptance.fixtures.config import load_values
+    from mlops_acceptance.fixtures.node.images import archive_path, build
+    from mlops_acceptance.fixtures.node.stack_images import stack_images
 
     for spec in stack_images(load_values()):
         cached = archive_path(spec)
@@ -104,14 +104,14 @@ def images(cold: bool) -> None:
 def bare_node() -> None:
     with PeakMemory() as mem:
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "fixtures.node", "up", "--hold", "0"], cwd=ROOT,
+        done = subprocess.run([sys.executable, "-m", "mlops_acceptance.fixtures.node", "up", "--hold", "0"], cwd=ROOT,
                               capture_output=True, text=True)
         total = time.monotonic() - started
     print(bare_node_line(done.stdout, done.stderr, done.returncode, total, mem.peak_mib), flush=True)
 
 
 def bare_node_line(stdout: str, stderr: str, code: int, total: float, peak_mib: float) -> str:
-    """The bare node's figure line from `python -m fixtures.node up` output (its `ready KUBECONFIG
+    """The bare node's figure line from `python -m mlops_acceptance.fixtures.node up` output (its `ready KUBECONFIG
     {timings}` line)."""
     ready = next((ln for ln in stdout.splitlines() if ln.startswith("ready ")), None)
     if code or not ready:

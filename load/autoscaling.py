@@ -182,7 +182,7 @@ def find_target(k8s, isvc: dict) -> Target | None:
 
 def scale_down_window_s(k8s, target: Target) -> tuple[float, str]:
     """The autoscaler's scale-down stabilization, as configured on the cluster: (seconds, where from)."""
-    from fixtures.kube.client import dig
+    from mlops_acceptance.fixtures.kube.client import dig
 
     api, kind, name = target.autoscaler
     obj = k8s.read(api, kind, name, target.namespace) or {}
@@ -313,7 +313,7 @@ class ReplicaObserver:
                 self._changed.notify_all()
 
     def _watch(self, api_version: str, kind: str, name: str, on_object: Callable[[dict], None]) -> None:
-        from fixtures.kube import wait
+        from mlops_acceptance.fixtures.kube import wait
 
         # The state now (SYNC, after every list), then every change; API errors are recorded, not raised.
         for event, payload in wait.changes(self.k8s, api_version, kind, self.target.namespace, name=name,
@@ -330,7 +330,7 @@ def chart(result, replicas: list[tuple[float, int]], load_start: float, load_sto
     ready replicas (+ the measured server CPU in cores), load start/stop marked.
 
     `result`: load.harness.LoadResult; its timeline is shifted so that its load start is 0."""
-    from reports.charts import line_chart
+    from mlops_acceptance.reports.charts import line_chart
 
     shift = result.load_window[0]
     rps = [(s.t_s - shift, s.rps) for s in result.timeline]

@@ -22,8 +22,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fixtures.ports import free_port
-from load.shapes import SHAPES
+from mlops_acceptance.fixtures.ports import free_port
+from mlops_acceptance.load.shapes import SHAPES
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 # Requests in flight when the run time is up are waited for (the slowest ones, else dropped,

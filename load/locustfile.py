@@ -20,7 +20,7 @@ import locust.stats
 from locust import FastHttpUser, LoadTestShape, constant, events, task
 
 # Locust loads this file by path, with the harness's interpreter: the installed package imports.
-from load.shapes import target_users
+from mlops_acceptance.load.shapes import target_users
 
 # The timeline's p95 is over the last 2 s (Locust's default, 10 s, smooths spikes away).
 locust.stats.CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW = 2

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from reports import signoff
-from reports.redact import Redactor
+from mlops_acceptance.reports import signoff
+from mlops_acceptance.reports.redact import Redactor
 
 # The checkout's root, or the installed package's folder (mlops_acceptance/): `suites` is beside us in both.
 ROOT = Path(__file__).resolve().parent.parent

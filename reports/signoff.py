@@ -24,7 +24,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from reports import catalog
+from mlops_acceptance.reports import catalog
 
 PROOFS = ("live", "simulated", "declared")  # strongest first
 STATUSES = ("passed", "partial", "failed", "skipped", "not-run", "not-covered")

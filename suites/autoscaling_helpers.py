@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from fixtures.kube.client import dig, quantity
-from suites.kserve_helpers import needs, runtime_for
+from mlops_acceptance.fixtures.kube.client import dig, quantity
+from mlops_acceptance.suites.kserve_helpers import needs, runtime_for
 
 def knative_autoscaler_config(stack, evidence) -> None:
     """Knative's cluster-wide autoscaler defaults as configured (where Knative runs)."""
@@ -60,8 +60,8 @@ def kserve_hpa(stack, mode: str, evidence) -> bool:
 def _acting(k8s, hpa, metric: str, timeout: float):
     """The HPA once its controller acts on it (ScalingActive, a current value of `metric`: its first needs
     two metric scrapes), or as it is after `timeout`."""
-    from fixtures.kube.client import WaitTimeout
-    from fixtures.kube.objects import view
+    from mlops_acceptance.fixtures.kube.client import WaitTimeout
+    from mlops_acceptance.fixtures.kube.objects import view
 
     def acting(o: dict) -> bool:
         active = any(c.get("type") == "ScalingActive" and c.get("status") == "True"
@@ -103,7 +103,7 @@ def cpu_target_unreachable(stack, isvc) -> str | None:
 def no_gpu_for_a_replica(stack, evidence) -> str | None:
     """Why the replicas of a GPU predictor cannot rise (None: they can): a replica beyond the minimum
     needs inference_gpu_count more free GPUs on a GPU node, before the load starts."""
-    from suites.gpu_helpers import gpu_nodes, gpu_use
+    from mlops_acceptance.suites.gpu_helpers import gpu_nodes, gpu_use
 
     v, k8s = stack.values, stack.k8s
     if not v.inference_gpu_count or "gpu-nodes" in k8s.limitations:
@@ -157,7 +157,7 @@ class ScalingExperiment:
     server that act on it are real."""
 
     def __init__(self, stack, isvc, evidence):
-        from load import autoscaling as auto
+        from mlops_acceptance.load import autoscaling as auto
 
         self.auto, self.stack, self.isvc = auto, stack, isvc
         v, k8s = self.v, self.k8s = stack.values, stack.k8s
@@ -202,7 +202,7 @@ class ScalingExperiment:
     def _feeder(self):
         from urllib.parse import urlsplit
 
-        from fixtures.kube import usage_feeder
+        from mlops_acceptance.fixtures.kube import usage_feeder
 
         inf = self.stack.inference
         port = urlsplit(inf.url).port
@@ -215,7 +215,7 @@ class ScalingExperiment:
         """Replicas at the minimum, the autoscaler has its metric, the load, then back to the minimum."""
         import tempfile
 
-        from load.harness import LoadError, run_load
+        from mlops_acceptance.load.harness import LoadError, run_load
 
         v, inf, minimum = self.v, self.stack.inference, self.minimum
         self.observer = observer = self.auto.ReplicaObserver(self.k8s, self.target).start()

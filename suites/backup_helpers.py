@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.capabilities.postgres import backup_cronjobs, read_archive
+from mlops_acceptance.fixtures.capabilities.postgres import backup_cronjobs, read_archive
 
 # Said by the service half where the target runs no Kubernetes (local, external): the row is partial.
 NOT_SCHEDULED_HERE = ("the scheduled backup is a Kubernetes object (a CronJob) that this target does not run: "
@@ -29,8 +29,8 @@ def configured_backup(stack, values, manifests: str | None) -> tuple[str, list[s
         found = backup_cronjobs(cj.raw for cj in stack.k8s.cronjobs(ns))
         where = f"namespace {ns}"
     else:
-        from fixtures.kube.manifests import render_manifests
-        from fixtures.render import MANIFESTS
+        from mlops_acceptance.fixtures.kube.manifests import render_manifests
+        from mlops_acceptance.fixtures.render import MANIFESTS
 
         folder = Path(manifests).resolve() if manifests else MANIFESTS
         found = backup_cronjobs(render_manifests(values, folder))

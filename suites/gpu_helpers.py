@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from fixtures.kube.client import dig, quantity
-from fixtures.kube.selectors import tolerates
-from suites.kserve_helpers import MAX_FILL_PODS, PROBE_LABEL, needs, runtime_for
+from mlops_acceptance.fixtures.kube.client import dig, quantity
+from mlops_acceptance.fixtures.kube.selectors import tolerates
+from mlops_acceptance.suites.kserve_helpers import MAX_FILL_PODS, PROBE_LABEL, needs, runtime_for
 
 # kwok's fake nodes carry this label (fixtures.kube.cluster.node_manifest), on kwok and joined to a real node.
 SIMULATED_NODE_LABEL = "mlops-acceptance/simulated"

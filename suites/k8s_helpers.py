@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fixtures.kube.client import quantity
+from mlops_acceptance.fixtures.kube.client import quantity
 
 
 def resolve_service_port(service, port) -> int | None:
@@ -162,7 +162,7 @@ def run_cronjob_once(k8s, cronjob, timeout: float) -> dict:
     completed or failed, delete it; return its last state."""
     import secrets
 
-    from fixtures.kube.client import WaitTimeout
+    from mlops_acceptance.fixtures.kube.client import WaitTimeout
 
     name = f"{cronjob.name[:40]}-acceptance-{secrets.token_hex(3)}"
     spec = dict(cronjob.get("spec.jobTemplate.spec"))

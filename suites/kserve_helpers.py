@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.kube.client import WaitTimeout, dig
+from mlops_acceptance.fixtures.kube.client import WaitTimeout, dig
 
 ISVC_API = "serving.kserve.io/v1beta1"
 RUNTIME_API = "serving.kserve.io/v1alpha1"

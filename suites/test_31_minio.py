@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from fixtures.capabilities.s3 import PROBE_PREFIXES, PROBES
+from mlops_acceptance.fixtures.capabilities.s3 import PROBE_PREFIXES, PROBES
 
 criterion = pytest.mark.criterion
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.capabilities.postgres import MLFLOW_CORE_TABLES, dump_flags, size_bytes
-from suites.backup_helpers import (NOT_SCHEDULED_HERE, check_archive, configured_backup, restore_and_compare, restore_gap,
+from mlops_acceptance.fixtures.capabilities.postgres import MLFLOW_CORE_TABLES, dump_flags, size_bytes
+from mlops_acceptance.suites.backup_helpers import (NOT_SCHEDULED_HERE, check_archive, configured_backup, restore_and_compare, restore_gap,
                                     source_counts)
 
 criterion = pytest.mark.criterion

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from fixtures.capabilities.mlflow import MlflowApiError
-from suites.artifacts import describe, object_location
+from mlops_acceptance.fixtures.capabilities.mlflow import MlflowApiError
+from mlops_acceptance.suites.artifacts import describe, object_location
 
 criterion = pytest.mark.criterion
 

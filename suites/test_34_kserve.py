@@ -8,7 +8,7 @@ of 3.4 are in test_k8s_34_*.py.
 import numpy as np
 import pytest
 
-from suites.served_model import output_problems, same_prediction
+from mlops_acceptance.suites.served_model import output_problems, same_prediction
 
 criterion = pytest.mark.criterion
 

@@ -4,10 +4,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fixtures.config import SECRET_KEYS, SPEC_DEFAULT_SECRETS
-from fixtures.reference import MIN_ROWS
-from suites.artifacts import object_location
-from suites.served_model import same_prediction, served_version
+from mlops_acceptance.fixtures.config import SECRET_KEYS, SPEC_DEFAULT_SECRETS
+from mlops_acceptance.fixtures.reference import MIN_ROWS
+from mlops_acceptance.suites.artifacts import object_location
+from mlops_acceptance.suites.served_model import same_prediction, served_version
 
 criterion = pytest.mark.criterion
 

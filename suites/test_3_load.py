@@ -7,8 +7,8 @@ the error rate <= load_max_error_rate and p95 <= load_max_p95_ms.
 
 import pytest
 
-from load import harness
-from reports import charts
+from mlops_acceptance.load import harness
+from mlops_acceptance.reports import charts
 
 criterion = pytest.mark.criterion
 

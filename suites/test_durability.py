@@ -15,10 +15,10 @@ import uuid
 import pytest
 from urllib3.exceptions import HTTPError  # the S3 SDK's connection failures while the store restarts
 
-from fixtures.capabilities.mlflow import MlflowApiError
-from fixtures.capabilities.s3 import S3Failure
-from fixtures.restarts import RestartFailed
-from suites.served_model import same_prediction
+from mlops_acceptance.fixtures.capabilities.mlflow import MlflowApiError
+from mlops_acceptance.fixtures.capabilities.s3 import S3Failure
+from mlops_acceptance.fixtures.restarts import RestartFailed
+from mlops_acceptance.suites.served_model import same_prediction
 
 criterion = pytest.mark.criterion
 

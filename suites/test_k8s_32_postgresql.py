@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.kube.client import dig
-from suites.backup_helpers import (check_archive, named_buckets, new_objects, restore_and_compare, restore_gap,
+from mlops_acceptance.fixtures.kube.client import dig
+from mlops_acceptance.suites.backup_helpers import (check_archive, named_buckets, new_objects, restore_and_compare, restore_gap,
                                    source_counts, store_snapshot)
-from suites.k8s_helpers import check_claim, check_service, run_cronjob_once, running_pods
+from mlops_acceptance.suites.k8s_helpers import check_claim, check_service, run_cronjob_once, running_pods
 
 criterion = pytest.mark.criterion
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from suites.k8s_helpers import check_ingress, check_process_env, check_service, requests_through_controller, running_pods
+from mlops_acceptance.suites.k8s_helpers import check_ingress, check_process_env, check_service, requests_through_controller, running_pods
 
 criterion = pytest.mark.criterion
 

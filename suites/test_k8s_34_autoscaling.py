@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from suites.autoscaling_helpers import DECLARED_AUTOSCALING, ScalingExperiment, knative_autoscaler_config, kserve_hpa
-from suites.kserve_helpers import isvc_of
+from mlops_acceptance.suites.autoscaling_helpers import DECLARED_AUTOSCALING, ScalingExperiment, knative_autoscaler_config, kserve_hpa
+from mlops_acceptance.suites.kserve_helpers import isvc_of
 
 criterion = pytest.mark.criterion
 

@@ -15,17 +15,17 @@ import pytest
 
 import secrets
 
-from fixtures.kube.client import WaitTimeout, dig, quantity
-from fixtures.kube.conditions import condition_true
-from fixtures.kube.gpu import LIST_COMMAND, read_smi
-from fixtures.kube.pod_resources import devices_of
-from fixtures.kube.selectors import tolerates
-from suites.gpu_helpers import (
+from mlops_acceptance.fixtures.kube.client import WaitTimeout, dig, quantity
+from mlops_acceptance.fixtures.kube.conditions import condition_true
+from mlops_acceptance.fixtures.kube.gpu import LIST_COMMAND, read_smi
+from mlops_acceptance.fixtures.kube.pod_resources import devices_of
+from mlops_acceptance.fixtures.kube.selectors import tolerates
+from mlops_acceptance.suites.gpu_helpers import (
     POD_RESOURCES_REMOTE, CapacityProbe, assert_placed, daemonset_ready, daemonset_summary, device_plugin_daemonsets,
     gpu_nodes, gpu_variant_of_pod, pin_to, placement_problems, predictor_like_pod, scheduling_nodes, scheduling_subject,
     simulated, simulated_devices, wait_placed,
 )
-from suites.kserve_helpers import isvc_of, needs, runtime_for
+from mlops_acceptance.suites.kserve_helpers import isvc_of, needs, runtime_for
 
 criterion = pytest.mark.criterion
 

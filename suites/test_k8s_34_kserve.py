@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from fixtures.kube.client import WaitTimeout, dig
-from suites.kserve_helpers import (
+from mlops_acceptance.fixtures.kube.client import WaitTimeout, dig
+from mlops_acceptance.suites.kserve_helpers import (
     CRDS, INGRESS_CLASSES, ISVC_API, controller_resolved_runtime, image_tag, initializer_log, isvc_of,
     issued_webhook_certificate, needs, ready_deployments, runtime_for, supports_mlflow,
 )

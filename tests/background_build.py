@@ -1,4 +1,4 @@
-"""Start the real node's builds (`python -m fixtures.node prebuild`) when a test run will need them.
+"""Start the real node's builds (`python -m mlops_acceptance.fixtures.node prebuild`) when a test run will need them.
 
 Why: on a cold cache the real-node tests spent most of CI's time building, one item after the
 other as each fixture asked for it (Go builds, then images, then KServe's), on one worker. Started
@@ -20,7 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
-from fixtures import progress
+from mlops_acceptance.fixtures import progress
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,14 +43,14 @@ class BackgroundBuild:
         node, kserve = self.wanted(nodeids)
         if not node or os.environ.get("TESTS_PREBUILD", "1") == "0":
             return
-        from fixtures.node.cluster import missing_requirements
+        from mlops_acceptance.fixtures.node.cluster import missing_requirements
 
         if missing_requirements():
             return  # the node tests skip with that reason; nothing to build for them
         with self._lock:
             if self.proc is not None:
                 return
-            command = [sys.executable, "-m", "fixtures.node", "prebuild", *([] if kserve else ["--no-kserve"])]
+            command = [sys.executable, "-m", "mlops_acceptance.fixtures.node", "prebuild", *([] if kserve else ["--no-kserve"])]
             self.proc = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, text=True, errors="replace",
                                          start_new_session=True)

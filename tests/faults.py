@@ -8,7 +8,7 @@ criteria the fault violates fail. It uses the provisioning hooks
 import json
 import pytest
 
-from manifests.minio.create_buckets import policy_document
+from mlops_acceptance.manifests.minio.create_buckets import policy_document
 
 # Durability faults (run with --disruptive): the component keeps its data in a scratch folder that
 # its restart wipes.

@@ -13,7 +13,7 @@ import pytest
 def minio_service_selects_nothing(stack):
     if stack.k8s is None:
         return
-    from fixtures.kube import wait
+    from mlops_acceptance.fixtures.kube import wait
 
     k8s, ns = stack.k8s, stack.values.minio_namespace
     k8s.resource("v1", "Service").patch(body={"spec": {"selector": {"app": "minio-typo"}}}, name="minio",

@@ -22,9 +22,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from fixtures.kube.usage_feeder import ProcessTreeCpu, listener_pid
+from mlops_acceptance.fixtures.kube.usage_feeder import ProcessTreeCpu, listener_pid
 from tests.tools import kwok_unbuildable
-from load.autoscaling import Target, _duration_s, chart, judge, pick_target, summarize
+from mlops_acceptance.load.autoscaling import Target, _duration_s, chart, judge, pick_target, summarize
 
 GOOD = dict(minimum=1, maximum=3, load_start=100.0, load_stop=145.0, scale_up_timeout_s=45,
             scale_down_timeout_s=90, requests=30000, failures=0, max_error_rate=0.01)
@@ -187,7 +187,7 @@ def test_listener_pid_finds_the_serving_process():
 
 
 def test_chart_puts_load_and_replicas_on_one_axis():
-    from load.harness import LoadResult, Sample
+    from mlops_acceptance.load.harness import LoadResult, Sample
 
     result = LoadResult(requests=100, failures=0, rps=10, p50_ms=5, p95_ms=9, p99_ms=12, users=2, spawn_rate=2,
                         duration_s=10, shape="constant", processes=1,
@@ -266,7 +266,7 @@ def kwok(test):
 
 @pytest.fixture(scope="module")
 def cluster():
-    from fixtures.kube.cluster import KwokCluster
+    from mlops_acceptance.fixtures.kube.cluster import KwokCluster
 
     c = KwokCluster.create(timeout=120, metrics_server=True)
     try:
@@ -278,11 +278,11 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def kube(cluster):
-    from fixtures.config import load_values
-    from fixtures.kube.client import Kube
-    from fixtures.kube.deploy import Deployer
-    from fixtures.kube.providers.kwok import KWOK_NO_CONTROLLER, KWOK_NO_POD, KWOK_SIMULATED
-    from fixtures.kube.simulation import kserve_crds
+    from mlops_acceptance.fixtures.config import load_values
+    from mlops_acceptance.fixtures.kube.client import Kube
+    from mlops_acceptance.fixtures.kube.deploy import Deployer
+    from mlops_acceptance.fixtures.kube.providers.kwok import KWOK_NO_CONTROLLER, KWOK_NO_POD, KWOK_SIMULATED
+    from mlops_acceptance.fixtures.kube.simulation import kserve_crds
 
     k = Kube(cluster.api_client(), name=cluster.name, simulated=KWOK_SIMULATED, cluster=cluster,
              limitations={"kserve-controller": KWOK_NO_CONTROLLER, "knative": KWOK_NO_CONTROLLER,
@@ -315,11 +315,11 @@ CASES = {
 def stacks(kube, cluster, endpoint):
     """One namespace per case, each with the InferenceService and the predictor Deployment + HPA the
     kwok provider makes, all deployed at once (each HPA needs ~30 s for its first CPU metric)."""
-    from fixtures.capabilities.inference import Inference
-    from fixtures.config import load_values
-    from fixtures.kube.manifests import apply_order, render_manifests
-    from fixtures.kube.deploy import Deployer
-    from fixtures.kube.simulation import simulated_predictor
+    from mlops_acceptance.fixtures.capabilities.inference import Inference
+    from mlops_acceptance.fixtures.config import load_values
+    from mlops_acceptance.fixtures.kube.manifests import apply_order, render_manifests
+    from mlops_acceptance.fixtures.kube.deploy import Deployer
+    from mlops_acceptance.fixtures.kube.simulation import simulated_predictor
 
     made = {}
     deployer = Deployer(kube)
@@ -349,7 +349,7 @@ class Evidence(list):
 
 
 def _run_check(stack):
-    import suites.test_k8s_34_autoscaling as m34
+    import mlops_acceptance.suites.test_k8s_34_autoscaling as m34
 
     evidence = Evidence()
     request = SimpleNamespace(node=SimpleNamespace(user_properties=[]))

@@ -28,7 +28,7 @@ def test_turned_off_it_starts_nothing(monkeypatch):
 
 def test_prebuild_names_a_values_file_that_does_not_exist_in_one_line(tmp_path):
     missing = tmp_path / "nope.yaml"
-    done = subprocess.run([sys.executable, "-m", "fixtures.node", "prebuild", "--values", str(missing)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "mlops_acceptance.fixtures.node", "prebuild", "--values", str(missing)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done
     lines = done.stderr.strip().splitlines()
@@ -39,7 +39,7 @@ def test_a_workers_progress_lines_reach_the_runs_terminal(tmp_path):
     """A build that a pytest-xdist worker's fixture runs says how far it is on the run's terminal
     (a worker's own terminal reporter goes nowhere: a cold build there looked hung in CI's log)."""
     (tmp_path / "test_say.py").write_text(
-        "from fixtures import progress\n"
+        "from mlops_acceptance.fixtures import progress\n"
         "def test_say(pytestconfig):\n"
         "    progress.attach(pytestconfig)\n"
         "    progress.say('building something: 3 of 7')\n")

@@ -121,7 +121,7 @@ def test_node_benchmark_arguments_memory_sampling_and_figure_line():
     with node.PeakMemory() as mem:
         __import__("time").sleep(0.6)
     assert mem.peak_mib >= 0
-    # The line `python -m fixtures.node up` prints when its node is Ready (fixtures/node/__main__.py).
+    # The line `python -m mlops_acceptance.fixtures.node up` prints when its node is Ready (fixtures/node/__main__.py).
     up = 'progress\nready /run/x/kubeconfig {"node_ready_s": 12.5, "up_s": 18.0}\n'
     assert node.bare_node_line(up, "", 0, 25.04, 1024) == (
         "node: Ready 12.5 s after its images were imported; up in all 18.0 s; up + teardown 25.0 s; node peak "

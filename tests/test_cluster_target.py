@@ -27,10 +27,10 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from fixtures.config import load_values
-from fixtures.errors import UsageError
-from fixtures.kube import kubectl, storage
-from fixtures.kube.kubeconfig import Kubeconfig
+from mlops_acceptance.fixtures.config import load_values
+from mlops_acceptance.fixtures.errors import UsageError
+from mlops_acceptance.fixtures.kube import kubectl, storage
+from mlops_acceptance.fixtures.kube.kubeconfig import Kubeconfig
 from tests.tools import kwok_unbuildable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +150,7 @@ KSERVE_CRD = {
 
 @pytest.fixture(scope="module")
 def cluster():
-    from fixtures.kube.cluster import KwokCluster
+    from mlops_acceptance.fixtures.kube.cluster import KwokCluster
 
     c = KwokCluster.create(timeout=120)
     try:
@@ -162,7 +162,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def kube(cluster):
-    from fixtures.kube.client import Kube
+    from mlops_acceptance.fixtures.kube.client import Kube
 
     k = Kube(cluster.api_client(), name=cluster.name)
     yield k
@@ -226,14 +226,14 @@ def test_merged_kubeconfig_finds_the_context_in_either_file(merged):
 
 @needs_kwok
 def test_preflight_passes_on_a_cluster_with_kserve_and_a_default_class(merged, kserve_crd, default_class):
-    from fixtures.kube.providers.cluster import ClusterProvider
+    from mlops_acceptance.fixtures.kube.providers.cluster import ClusterProvider
 
     ClusterProvider.preflight(load_values(), Config(kube_context=merged.context))
 
 
 @needs_kwok
 def test_preflight_stops_in_one_line_without_kserve(merged, default_class):
-    from fixtures.kube.providers.cluster import ClusterProvider
+    from mlops_acceptance.fixtures.kube.providers.cluster import ClusterProvider
 
     with pytest.raises(UsageError) as info:
         ClusterProvider.preflight(load_values(), Config(kube_context=merged.context))
@@ -245,7 +245,7 @@ def test_preflight_stops_in_one_line_without_kserve(merged, default_class):
 
 @needs_kwok
 def test_preflight_stops_in_one_line_without_the_class_or_a_default(merged, kserve_crd, kube):
-    from fixtures.kube.providers.cluster import ClusterProvider
+    from mlops_acceptance.fixtures.kube.providers.cluster import ClusterProvider
 
     assert storage.default_class(kube.list("storage.k8s.io/v1", "StorageClass")) is None
     with pytest.raises(UsageError) as info:
@@ -259,7 +259,7 @@ def test_preflight_stops_in_one_line_without_the_class_or_a_default(merged, kser
 
 @needs_kwok
 def test_preflight_names_an_api_server_that_does_not_answer(merged):
-    from fixtures.kube.providers.cluster import ClusterProvider
+    from mlops_acceptance.fixtures.kube.providers.cluster import ClusterProvider
 
     with pytest.raises(UsageError) as info:
         ClusterProvider.preflight(load_values(), Config())  # the dummy file's current-context
@@ -286,12 +286,12 @@ def test_a_missing_class_is_replaced_by_the_default_and_the_checks_say_so(cluste
     """kind's case on a real API server: the values name local-path, the cluster has only its default
     `standard`. The claims are rendered with `standard`, the notes say so, and the storage checks judge the
     bound claims against `standard` and say why; judged against local-path they fail."""
-    from fixtures.kube.deploy import Deployer
-    from fixtures.kube.options import KubeOptions
-    from fixtures.kube.providers.cluster import ClusterProvider
-    from fixtures.kube.simulation import with_static_storage
-    import suites.test_k8s_31_minio as m31
-    import suites.test_k8s_32_postgresql as m32
+    from mlops_acceptance.fixtures.kube.deploy import Deployer
+    from mlops_acceptance.fixtures.kube.options import KubeOptions
+    from mlops_acceptance.fixtures.kube.providers.cluster import ClusterProvider
+    from mlops_acceptance.fixtures.kube.simulation import with_static_storage
+    import mlops_acceptance.suites.test_k8s_31_minio as m31
+    import mlops_acceptance.suites.test_k8s_32_postgresql as m32
     from tests.test_kwok import Evidence
 
     ns = f"sc-{secrets.token_hex(3)}"

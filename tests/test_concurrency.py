@@ -50,8 +50,8 @@ TARGETS = [
 def test_two_runs_at_once_both_finish_green_with_their_own_reports(target, tmp_path, two_tmpdirs):
     if "kwok" in target:
         # Built (or waited for, under their lock) here, so the two runs' hang guard times the runs only.
-        from fixtures.kube.cluster import REQUIRED_BINARIES
-        from fixtures.kube.toolchain import ensure_binaries
+        from mlops_acceptance.fixtures.kube.cluster import REQUIRED_BINARIES
+        from mlops_acceptance.fixtures.kube.toolchain import ensure_binaries
 
         ensure_binaries(REQUIRED_BINARIES + ("metrics-server",))
     report_dir = tmp_path / "out"  # the same folder for both, as two `tox -e local` would use

@@ -46,7 +46,7 @@ def _pod(name: str, uid: str, ready: bool, deleting: bool = False) -> dict:
 
 
 def test_a_restart_is_done_only_when_every_old_pod_is_gone_and_a_new_one_is_ready():
-    from fixtures.restarts import describe_pods, replaced
+    from mlops_acceptance.fixtures.restarts import describe_pods, replaced
 
     done = replaced({"old-1"})
     # A StatefulSet's replacement has the old pod's name: only the uid tells them apart.

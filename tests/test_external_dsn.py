@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.external import _dsn_problems
+from mlops_acceptance.fixtures.external import _dsn_problems
 
 HARD = "S3cr3t!pass#1 @:/%;'\\x"
 

@@ -14,8 +14,8 @@ import uuid
 import psycopg
 import pytest
 
-from fixtures.config import load_values
-from fixtures.local.provider import LocalProvider
+from mlops_acceptance.fixtures.config import load_values
+from mlops_acceptance.fixtures.local.provider import LocalProvider
 from tests.conftest import statuses
 
 

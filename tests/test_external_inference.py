@@ -12,11 +12,11 @@ import secrets
 
 import pytest
 
-from fixtures import envs
-from fixtures.config import load_values
-from fixtures.local.mlserver import LocalMlserver
-from fixtures.local.provider import LocalProvider
-from fixtures.ports import free_port
+from mlops_acceptance.fixtures import envs
+from mlops_acceptance.fixtures.config import load_values
+from mlops_acceptance.fixtures.local.mlserver import LocalMlserver
+from mlops_acceptance.fixtures.local.provider import LocalProvider
+from mlops_acceptance.fixtures.ports import free_port
 from tests.conftest import statuses
 from tests.inference_proxy import Proxy
 

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from fixtures.render import MANIFESTS
+from mlops_acceptance.fixtures.render import MANIFESTS
 from tests.conftest import statuses
 from tests.faults import EXPECTED, PARTIAL
 from tests.leftovers import assert_nothing_left

@@ -16,8 +16,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from fixtures.targets import TARGETS, provider_class
-from reports import catalog
+from mlops_acceptance.fixtures.targets import TARGETS, provider_class
+from mlops_acceptance.reports import catalog
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(300)
@@ -35,7 +35,7 @@ def probe_suite(folder) -> str:
 def run_gate(tmp_path, *args: str):
     report = tmp_path / "report"
     cmd = [sys.executable, "-m", "pytest", probe_suite(tmp_path), "-c", str(ROOT / "pyproject.toml"), "-q",
-           "-p", "no:randomly", "-p", "reports.plugin", "-p", "fixtures.plugin", "--report-dir", str(report), *args]
+           "-p", "no:randomly", "-p", "mlops_acceptance.reports.plugin", "-p", "mlops_acceptance.fixtures.plugin", "--report-dir", str(report), *args]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
     signoff = report / "signoff.json"
     return done, report, (json.loads(signoff.read_text()) if signoff.exists() else None)

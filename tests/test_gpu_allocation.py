@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from fixtures.config import load_values
-from fixtures.kube.objects import Node, Pod
-from fixtures.kube.pod_resources import devices_of, parse_listing
-from suites.gpu_helpers import (
+from mlops_acceptance.fixtures.config import load_values
+from mlops_acceptance.fixtures.kube.objects import Node, Pod
+from mlops_acceptance.fixtures.kube.pod_resources import devices_of, parse_listing
+from mlops_acceptance.suites.gpu_helpers import (
     SIMULATED_DEVICES_LABEL, SIMULATED_NODE_LABEL, daemonset_ready, gpu_variant_of_pod, scheduling_nodes,
 )
 

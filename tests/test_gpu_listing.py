@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from fixtures.kube.gpu import LIST_COMMAND, read_smi, visible_gpus
+from mlops_acceptance.fixtures.kube.gpu import LIST_COMMAND, read_smi, visible_gpus
 
 NVIDIA_SMI = """GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0b2c6c1e-1111-2222-3333-444455556666)
 GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-7f3d9a2b-1111-2222-3333-444455556666)

@@ -80,7 +80,7 @@ def test_the_project_has_no_import_cycle():
 def test_a_cycle_through_a_function_level_import_is_found(tmp_path):
     (tmp_path / "fixtures").mkdir()
     (tmp_path / "fixtures" / "__init__.py").write_text("")
-    (tmp_path / "fixtures" / "a.py").write_text("from fixtures.b import helper\n")
-    (tmp_path / "fixtures" / "b.py").write_text("def helper():\n    from fixtures import a\n    return a\n")
+    (tmp_path / "fixtures" / "a.py").write_text("from mlops_acceptance.fixtures.b import helper\n")
+    (tmp_path / "fixtures" / "b.py").write_text("def helper():\n    from mlops_acceptance.fixtures import a\n    return a\n")
     (tmp_path / "fixtures" / "c.py").write_text("import fixtures.a\n")
     assert cycles(module_graph(tmp_path, ("fixtures",))) == [["fixtures.a", "fixtures.b"]]

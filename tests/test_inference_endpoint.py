@@ -6,7 +6,7 @@ import pytest
 
 
 def test_an_unreachable_endpoint_says_why_instead_of_pointing_at_a_dead_port():
-    from fixtures.capabilities.inference import Inference, Unreachable
+    from mlops_acceptance.fixtures.capabilities.inference import Inference, Unreachable
 
     inference = Inference(None, "model", unreachable="InferenceService mlops/model Ready: not reached within 300 s")
     with pytest.raises(Unreachable, match="no inference endpoint: InferenceService mlops/model Ready"):

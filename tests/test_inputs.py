@@ -4,9 +4,9 @@ import socket
 
 import pytest
 
-from fixtures.config import load_values
-from fixtures.errors import UsageError
-from fixtures.process import require_program
+from mlops_acceptance.fixtures.config import load_values
+from mlops_acceptance.fixtures.errors import UsageError
+from mlops_acceptance.fixtures.process import require_program
 
 BAD_INPUTS = [
     (["--set", "minio_buckets.1.name=Models_Bucket"], "minio_buckets[1].name='Models_Bucket'"),

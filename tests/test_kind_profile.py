@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.config import load_values
-from fixtures.kube import storage
-from fixtures.kube.manifests import claims_of, render_manifests
-from fixtures.kube.validate import validate_objects
+from mlops_acceptance.fixtures.config import load_values
+from mlops_acceptance.fixtures.kube import storage
+from mlops_acceptance.fixtures.kube.manifests import claims_of, render_manifests
+from mlops_acceptance.fixtures.kube.validate import validate_objects
 
 KIND_STORAGE_CLASSES = [{"metadata": {"name": "standard", "creationTimestamp": "2026-01-01T00:00:00Z",
                                       "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}}]
@@ -100,12 +100,12 @@ def test_the_node_images_bucket_job_starts_without_any_network(tmp_path):
     import shutil
     import tarfile
 
-    from fixtures.node.images import archive_path
-    from fixtures.node.stack_images import image_values, s3_client_image
+    from mlops_acceptance.fixtures.node.images import archive_path
+    from mlops_acceptance.fixtures.node.stack_images import image_values, s3_client_image
 
     archive = archive_path(s3_client_image())
     if os.geteuid() != 0 or not shutil.which("unshare") or not archive.is_file():
-        pytest.skip(f"needs root, `unshare` and the node's cached s3-client image ({archive}: python -m fixtures.node "
+        pytest.skip(f"needs root, `unshare` and the node's cached s3-client image ({archive}: python -m mlops_acceptance.fixtures.node "
                     "prebuild builds it)")
     values = load_values()
     values = values.model_copy(update=image_values(values))

@@ -47,10 +47,10 @@ def test_a_kind_run_without_docker_stops_with_one_line_naming_it(suite_run, run_
 def test_kind_preflight_names_a_kubectl_it_cannot_get(tmp_path, monkeypatch):
     """Docker answers, but no kubectl is on PATH or in the cache and its download fails: one line naming
     the download and the two ways to provide kubectl, before any cluster is made."""
-    from fixtures.config import load_values
-    from fixtures.errors import UsageError
-    from fixtures.kube import kubectl
-    from fixtures.kube.providers.kind import KindProvider
+    from mlops_acceptance.fixtures.config import load_values
+    from mlops_acceptance.fixtures.errors import UsageError
+    from mlops_acceptance.fixtures.kube import kubectl
+    from mlops_acceptance.fixtures.kube.providers.kind import KindProvider
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -15,10 +15,10 @@ import tarfile
 
 import pytest
 
-from fixtures.errors import UsageError
-from fixtures.kserve import install
-from fixtures.kserve.images import StaticImage, archive, write_archive
-from fixtures.kube import toolchain
+from mlops_acceptance.fixtures.errors import UsageError
+from mlops_acceptance.fixtures.kserve import install
+from mlops_acceptance.fixtures.kserve.images import StaticImage, archive, write_archive
+from mlops_acceptance.fixtures.kube import toolchain
 
 KSERVE_VERSION = "0.11.2"
 CERT_MANAGER_VERSION = "1.11.5"

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from fixtures.config import load_values
-from fixtures.errors import UsageError
-from fixtures.kserve import node, serving
-from fixtures.kserve.python_images import runtime_requirements
+from mlops_acceptance.fixtures.config import load_values
+from mlops_acceptance.fixtures.errors import UsageError
+from mlops_acceptance.fixtures.kserve import node, serving
+from mlops_acceptance.fixtures.kserve.python_images import runtime_requirements
 
 NODE_VALUES = "manifests/values/node.yaml"
 
@@ -62,7 +62,7 @@ def test_served_values_point_the_inference_service_at_the_artifacts():
 
 
 def _hpa_stack(cpu_request: str, target: int, workers: str | None = None):
-    from suites import autoscaling_helpers as kserve_checks
+    from mlops_acceptance.suites import autoscaling_helpers as kserve_checks
 
     env = [{"name": "MLSERVER_MODEL_IMPLEMENTATION", "value": "mlserver_mlflow.MLflowRuntime"}]
     if workers:

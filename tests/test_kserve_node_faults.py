@@ -30,7 +30,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fixtures.config import load_values
+from mlops_acceptance.fixtures.config import load_values
 
 pytestmark = pytest.mark.timeout(2400)
 
@@ -38,7 +38,7 @@ NODE_VALUES = "manifests/values/node.yaml"
 
 
 def _why_not() -> str | None:
-    from fixtures.targets import PROVIDERS
+    from mlops_acceptance.fixtures.targets import PROVIDERS
 
     if os.environ.get("MLOPS_ACCEPTANCE_KSERVE_FAULTS") != "1":
         # Opt-in until it has run to completion on a real node: written against the node target the
@@ -48,7 +48,7 @@ def _why_not() -> str | None:
     if "node" not in PROVIDERS:
         return "no node target in this version of the suite"
     try:
-        from fixtures.node.cluster import missing_requirements
+        from mlops_acceptance.fixtures.node.cluster import missing_requirements
     except ImportError as exc:
         return f"the node target is not available: {exc}"
     if os.geteuid() != 0:
@@ -63,10 +63,10 @@ def _why_not() -> str | None:
 
 pytestmark = [pytestmark, pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "")]
 
-import suites.kserve_helpers as kserve_helpers  # noqa: E402
-import suites.test_3_completion as m3  # noqa: E402  (modules, not functions: pytest must not collect them here)
-import suites.test_k8s_34_autoscaling as m34a  # noqa: E402
-import suites.test_k8s_34_kserve as m34  # noqa: E402
+import mlops_acceptance.suites.kserve_helpers as kserve_helpers  # noqa: E402
+import mlops_acceptance.suites.test_3_completion as m3  # noqa: E402  (modules, not functions: pytest must not collect them here)
+import mlops_acceptance.suites.test_k8s_34_autoscaling as m34a  # noqa: E402
+import mlops_acceptance.suites.test_k8s_34_kserve as m34  # noqa: E402
 
 
 class Evidence(list):
@@ -95,7 +95,7 @@ def passes(check, stack, *args) -> list[str]:
 
 @pytest.fixture(scope="module")
 def node():
-    from fixtures.targets import provider_class
+    from mlops_acceptance.fixtures.targets import provider_class
 
     values = load_values([NODE_VALUES])
     provider = provider_class("node")(values)
@@ -128,7 +128,7 @@ def fault(node, name: str, *, mutate=None, sets: dict | None = None, wait_ready:
     """The example InferenceService (with its S3 Secret and ServiceAccount) in a fresh namespace, rendered
     with the served model's values + `sets`, broken by `mutate(objects)`, applied. Returns a stack-like
     object whose values name it (the checks read the InferenceService from the values)."""
-    from fixtures.kube.manifests import apply_order, render_manifests
+    from mlops_acceptance.fixtures.kube.manifests import apply_order, render_manifests
 
     stack = node.stack
     ns = f"kf-{name}-{secrets.token_hex(2)}"
@@ -150,14 +150,14 @@ def fault(node, name: str, *, mutate=None, sets: dict | None = None, wait_ready:
 
 def integration(stack, evidence):
     """3-integration's check (its arguments are stack, values, known_input, mlflow_database, evidence)."""
-    from fixtures.reference import build
+    from mlops_acceptance.fixtures.reference import build
 
     m3.test_the_served_model_is_the_registered_version_and_predicts_like_it(stack, stack.values, build(stack, None),
                                                                             stack.postgres, evidence)
 
 
 def m34_ready(obj: dict) -> bool:
-    from fixtures.kserve.serving import isvc_ready
+    from mlops_acceptance.fixtures.kserve.serving import isvc_ready
 
     return isvc_ready(obj)
 
@@ -168,7 +168,7 @@ def isvc_of(objects):
 
 def inference_for(node, broken) -> object:
     """The broken predictor's own endpoint (its Service, as the stack reaches services)."""
-    from fixtures.capabilities.inference import Inference
+    from mlops_acceptance.fixtures.capabilities.inference import Inference
 
     v = broken.values
     host, port = node.provider.service_address(v.inference_service_namespace, f"{v.inference_service_name}-predictor", 80)
@@ -313,7 +313,7 @@ def test_hpa_whose_maximum_is_1_fails_autoscaling_load(node):
 
 
 def test_serving_another_version_than_the_registered_one_fails_integration(node, tmp_path):
-    from fixtures.kserve.serving import train_and_register
+    from mlops_acceptance.fixtures.kserve.serving import train_and_register
 
     v = node.stack.values
     mlflow_url = "http://%s:%d" % node.provider.service_address(v.mlflow_namespace, "mlflow", v.mlflow_port)
@@ -331,8 +331,8 @@ def served_from_a_copy(node, name: str):
     """An InferenceService of its own (`fault`) serving a copy of the served model's files, Ready,
     with the way to it and a restarter for its predictor's pods (what the node target's Stack hands the
     checks, pointed at this namespace). Returns (stack-like object, the copy's bucket, its keys)."""
-    from fixtures.reference import build
-    from fixtures.restarts import KubeRestarts
+    from mlops_acceptance.fixtures.reference import build
+    from mlops_acceptance.fixtures.restarts import KubeRestarts
 
     v, s3 = node.stack.values, node.stack.s3
     bucket, path = v.inference_storage_uri[len("s3://"):].rstrip("/").split("/", 1)
@@ -349,7 +349,7 @@ def served_from_a_copy(node, name: str):
 
 
 def test_a_replaced_predictor_serves_the_same_model_and_prediction(node):
-    import suites.test_durability as dur
+    import mlops_acceptance.suites.test_durability as dur
 
     served, bucket, copied = served_from_a_copy(node, "durable")
     try:
@@ -362,7 +362,7 @@ def test_a_replaced_predictor_serves_the_same_model_and_prediction(node):
 
 
 def test_model_files_gone_when_the_predictor_is_replaced_fail_34_durability(node):
-    import suites.test_durability as dur
+    import mlops_acceptance.suites.test_durability as dur
 
     broken, bucket, copied = served_from_a_copy(node, "lost")
     for key in copied:  # served, then lost: the running pod has it loaded, a replacement cannot load it

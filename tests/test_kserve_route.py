@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.capabilities.inference import Inference
-from fixtures.kserve.route import Route, inference_route
+from mlops_acceptance.fixtures.capabilities.inference import Inference
+from mlops_acceptance.fixtures.kserve.route import Route, inference_route
 
 
 def isvc(mode: str | None, url: str | None = None) -> dict:

@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-from fixtures.kube import conditions
-from fixtures.kube.objects import _parse_quantity, quantity
+from mlops_acceptance.fixtures.kube import conditions
+from mlops_acceptance.fixtures.kube.objects import _parse_quantity, quantity
 
 
 def test_views_and_conditions_import_without_the_kubernetes_package():
     code = ("import sys; sys.modules['kubernetes'] = None\n"
-            "from fixtures.kube import conditions, objects\n"
+            "from mlops_acceptance.fixtures.kube import conditions, objects\n"
             "assert objects.quantity('500m') == 0.5 and objects.quantity('1Gi') == 2**30\n"
             "assert conditions.pvc_bound({'status': {'phase': 'Bound'}})\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -92,7 +92,7 @@ class _ExpiringApi:
 
 def test_an_expired_watch_lists_again():
     pytest.importorskip("kubernetes")
-    from fixtures.kube import wait
+    from mlops_acceptance.fixtures.kube import wait
 
     pending = {"metadata": {"name": "data"}, "status": {"phase": "Pending"}}
     bound = {"metadata": {"name": "data"}, "status": {"phase": "Bound"}}

@@ -21,8 +21,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from fixtures.config import load_values
-from fixtures.kube.cluster import KwokCluster, KwokError
+from mlops_acceptance.fixtures.config import load_values
+from mlops_acceptance.fixtures.kube.cluster import KwokCluster, KwokError
 from tests.tools import kwok_unbuildable
 
 # Covers the module cluster's wait for the kube binaries, which another worker may be building
@@ -50,10 +50,10 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def kube(cluster):
-    from fixtures.kube.client import Kube
-    from fixtures.kube.deploy import Deployer
-    from fixtures.kube.providers.kwok import KwokProvider
-    from fixtures.kube.simulation import kserve_crds
+    from mlops_acceptance.fixtures.kube.client import Kube
+    from mlops_acceptance.fixtures.kube.deploy import Deployer
+    from mlops_acceptance.fixtures.kube.providers.kwok import KwokProvider
+    from mlops_acceptance.fixtures.kube.simulation import kserve_crds
 
     k = Kube(cluster.api_client(), name=cluster.name, simulated=KwokProvider.simulated, cluster=cluster,
              limitations=KwokProvider.limitations)
@@ -78,9 +78,9 @@ class Evidence(list):
 def deploy(kube, cluster, mutate=None, wait: float = 20, storage: bool = True, **sets):
     """Render the suite's manifests into fresh namespaces (+ `sets`), let `mutate(objects)` break
     them, apply (static PVs as the kwok provider makes them), wait; returns a stack-like object."""
-    from fixtures.kube.manifests import apply_order, render_manifests
-    from fixtures.kube.deploy import Deployer
-    from fixtures.kube.simulation import with_static_storage
+    from mlops_acceptance.fixtures.kube.manifests import apply_order, render_manifests
+    from mlops_acceptance.fixtures.kube.deploy import Deployer
+    from mlops_acceptance.fixtures.kube.simulation import with_static_storage
 
     ns = f"t-{secrets.token_hex(3)}"
     assignments = [f"{k}={ns}" for k in ("minio_namespace", "postgresql_namespace", "mlflow_namespace",
@@ -125,12 +125,12 @@ class _Config:
         return self.profile if name == "profile" else default
 
 
-import suites.test_k8s_31_minio as m31  # noqa: E402  (modules, not their functions: pytest must not collect them here)
-import suites.test_k8s_32_postgresql as m32  # noqa: E402
-import suites.test_k8s_33_mlflow as m33  # noqa: E402
-import suites.test_k8s_34_autoscaling as m34a  # noqa: E402
-import suites.test_k8s_34_gpu as m34g  # noqa: E402
-import suites.test_k8s_34_kserve as m34  # noqa: E402
+import mlops_acceptance.suites.test_k8s_31_minio as m31  # noqa: E402  (modules, not their functions: pytest must not collect them here)
+import mlops_acceptance.suites.test_k8s_32_postgresql as m32  # noqa: E402
+import mlops_acceptance.suites.test_k8s_33_mlflow as m33  # noqa: E402
+import mlops_acceptance.suites.test_k8s_34_autoscaling as m34a  # noqa: E402
+import mlops_acceptance.suites.test_k8s_34_gpu as m34g  # noqa: E402
+import mlops_acceptance.suites.test_k8s_34_kserve as m34  # noqa: E402
 
 
 # --- the cluster library ------------------------------------------------------------------
@@ -178,7 +178,7 @@ def test_a_failed_create_raises_with_the_log_tail(tmp_path, monkeypatch):
     fake = tmp_path / "kwokctl"
     fake.write_text("#!/bin/sh\necho 'boom: etcd did not start' >&2\nexit 3\n")
     fake.chmod(0o755)
-    from fixtures.kube import cluster as mod
+    from mlops_acceptance.fixtures.kube import cluster as mod
 
     real = mod.toolchain.ensure_binaries
 
@@ -292,7 +292,7 @@ def test_no_pod_bigger_than_any_node_where_a_cluster_autoscaler_runs(kube, clust
 def test_gpu_preflight_names_the_selector_no_node_matches(kube):
     """The gpu profile's selector (the GPU operator's label) on a cluster whose GPU nodes carry only
     workload-type=inference: one line naming the selector, before anything is applied."""
-    from fixtures.kube.providers.cluster import cluster_problems
+    from mlops_acceptance.fixtures.kube.providers.cluster import cluster_problems
 
     def gpu_problems(values) -> list[str]:
         found = cluster_problems(kube, values, SimpleNamespace(install_kserve=True), "kwok")
@@ -308,7 +308,7 @@ def test_gpu_preflight_names_the_selector_no_node_matches(kube):
 
 def test_autoscaling_without_a_free_gpu_for_a_second_replica_is_said_up_front(kube, cluster):
     """3.4-autoscaling-load's precondition on GPU predictors: a replica beyond the first needs free GPUs."""
-    from suites.autoscaling_helpers import no_gpu_for_a_replica
+    from mlops_acceptance.suites.autoscaling_helpers import no_gpu_for_a_replica
 
     evidence = Evidence()
     fits = SimpleNamespace(values=load_values(), k8s=kube)
@@ -452,8 +452,8 @@ def test_missing_storage_service_account_fails_3_4_storage_access(kube, cluster)
 def test_cluster_target_removes_exactly_what_it_applied(kube, cluster):
     """--target cluster on an existing cluster: apply in order, wait (claims stay Pending: no provisioner,
     said in the notes), then delete what was applied; a namespace that existed before is left."""
-    from fixtures.kube.options import KubeOptions
-    from fixtures.kube.providers.cluster import ClusterProvider
+    from mlops_acceptance.fixtures.kube.options import KubeOptions
+    from mlops_acceptance.fixtures.kube.providers.cluster import ClusterProvider
 
     ns = f"ct-{secrets.token_hex(3)}"
     values = load_values(sets=[f"{k}={ns}" for k in ("minio_namespace", "postgresql_namespace", "mlflow_namespace",
@@ -489,9 +489,9 @@ def test_install_plan_runner_applies_patches_and_waits(kube, tmp_path):
     the runner is exercised here with a release file of our own (the real ones are on GitHub)."""
     import yaml
 
-    from fixtures.config import load_values
-    from fixtures.kube.deploy import Deployer
-    from fixtures.kube.install import PlanRunner, install_plan
+    from mlops_acceptance.fixtures.config import load_values
+    from mlops_acceptance.fixtures.kube.deploy import Deployer
+    from mlops_acceptance.fixtures.kube.install import PlanRunner, install_plan
 
     real = install_plan(load_values())
     assert [s["name"] for s in real["steps"]][0] == "cert-manager"
@@ -528,10 +528,10 @@ def test_3_docs_reads_platform_versions_from_the_cluster_and_an_unreadable_one_l
     limitations, as kind or cluster) whose controller names no version -> 3-docs' platform check skips
     (the row reads partial) naming it; tagged, its version is read. On kwok's own view the controllers
     are not on this target, said with kwok's reason, and nothing is missing."""
-    import suites.test_3_completion as m3
-    from fixtures.kube.client import Kube
-    from fixtures.kube.platform import read_versions
-    from fixtures.kube.providers.kwok import KwokProvider
+    import mlops_acceptance.suites.test_3_completion as m3
+    from mlops_acceptance.fixtures.kube.client import Kube
+    from mlops_acceptance.fixtures.kube.platform import read_versions
+    from mlops_acceptance.fixtures.kube.providers.kwok import KwokProvider
 
     ns = f"kserve-{secrets.token_hex(3)}"
     values = load_values(sets=[f"kserve_namespace={ns}"])
@@ -634,7 +634,7 @@ def test_a_restart_deletes_the_pods_and_waits_for_a_ready_replacement(kube, clus
     """KubeRestarts as the cluster targets hand it to the durability checks: postgresql-0 deleted, the
     real StatefulSet controller makes a new one (same name, new uid), kwok marks it Ready; then the
     `after` hook gets the new pods (the cluster target reopens its port-forwards with them)."""
-    from fixtures.restarts import KubeRestarts
+    from mlops_acceptance.fixtures.restarts import KubeRestarts
 
     stack = deploy(kube, cluster)
     ns = stack.values.postgresql_namespace
@@ -652,8 +652,8 @@ def test_a_restart_deletes_the_pods_and_waits_for_a_ready_replacement(kube, clus
 def test_a_pod_no_controller_replaces_fails_the_restart_naming_what_is_left(kube, cluster):
     """MinIO as a bare Pod (no Deployment): deleted, nothing makes another; the restart fails within its
     timeout and says what it saw (no pod at all)."""
-    from fixtures.kube.conditions import condition_true
-    from fixtures.restarts import KubeRestarts, RestartFailed
+    from mlops_acceptance.fixtures.kube.conditions import condition_true
+    from mlops_acceptance.fixtures.restarts import KubeRestarts, RestartFailed
 
     def bare_pod(objects):
         dep = find(objects, "Deployment", "minio")

@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from fixtures.liveness import Component, compact_tail, look, problem
-from fixtures.process import exit_description
+from mlops_acceptance.fixtures.liveness import Component, compact_tail, look, problem
+from mlops_acceptance.fixtures.process import exit_description
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from load.harness import LoadError, LoadResult, Sample, run_load, within_limits
-from load.shapes import target_users
-from reports import charts, signoff
+from mlops_acceptance.load.harness import LoadError, LoadResult, Sample, run_load, within_limits
+from mlops_acceptance.load.shapes import target_users
+from mlops_acceptance.reports import charts, signoff
 from tests.conftest import statuses
 
 PAYLOAD = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}

@@ -17,19 +17,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fixtures.config import ROOT, load_values
-from fixtures.errors import UsageError
-from fixtures.kube.findings import describe, errors
-from fixtures.kube.lint import RULES, lint
-from fixtures.kube.manifests import apply_order, render_manifests
-from fixtures.kube.validate import (
+from mlops_acceptance.fixtures.config import ROOT, load_values
+from mlops_acceptance.fixtures.errors import UsageError
+from mlops_acceptance.fixtures.kube.findings import describe, errors
+from mlops_acceptance.fixtures.kube.lint import RULES, lint
+from mlops_acceptance.fixtures.kube.manifests import apply_order, render_manifests
+from mlops_acceptance.fixtures.kube.validate import (
     DEFAULT_KUBERNETES_VERSION,
     bundled_versions,
     custom_kinds,
     schema_version,
     validate_objects,
 )
-from fixtures.render import render
+from mlops_acceptance.fixtures.render import render
 
 DATA = Path(__file__).resolve().parent / "data"
 BROKEN = DATA / "broken_manifests"
@@ -137,8 +137,8 @@ def test_postgresql_objects_follow_the_values(shipped, values):
 
 
 def test_the_backup_checks_read_the_shipped_cronjobs_dump_flags_and_bucket(shipped):
-    from fixtures.capabilities.postgres import backup_cronjobs, dump_flags
-    from suites.backup_helpers import named_buckets
+    from mlops_acceptance.fixtures.capabilities.postgres import backup_cronjobs, dump_flags
+    from mlops_acceptance.suites.backup_helpers import named_buckets
 
     [(cronjob, command)] = backup_cronjobs(shipped)
     # Connection, output and database are the stack's; format and the rest are the configured backup's.
@@ -456,8 +456,8 @@ def test_an_empty_or_plain_dump_is_told_apart_from_an_archive(tmp_path):
     """What the backup checks read from a dump's header before restoring it (pg_restore --list, no server)."""
     import shutil
 
-    from fixtures.capabilities.postgres import read_archive
-    from fixtures.local.postgres import find_binary
+    from mlops_acceptance.fixtures.capabilities.postgres import read_archive
+    from mlops_acceptance.fixtures.local.postgres import find_binary
 
     if not shutil.which("pg_restore"):
         pytest.skip("pg_restore not found on this machine")

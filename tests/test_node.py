@@ -1,7 +1,7 @@
 """The node target's host hygiene: a real single-node Kubernetes on this host leaves it exactly as it
 found it, after success, failure, Ctrl-C, and a SIGKILLed run followed by the next run.
 
-Each scenario runs `python -m fixtures.node up` (fixtures/node/__main__.py) as a user's run would,
+Each scenario runs `python -m mlops_acceptance.fixtures.node up` (fixtures/node/__main__.py) as a user's run would,
 and compares fixtures.node.host.snapshot() (iptables, ip6tables, nft, links, addresses, mounts,
 network namespaces, the three sysctls, cgroups, the host paths) with the one taken before.
 
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.kube.toolchain import binary_paths
-from fixtures.node.cluster import NODE_BINARIES, missing_requirements
-from fixtures.node.host import MachineLock, snapshot, snapshot_diff
+from mlops_acceptance.fixtures.kube.toolchain import binary_paths
+from mlops_acceptance.fixtures.node.cluster import NODE_BINARIES, missing_requirements
+from mlops_acceptance.fixtures.node.host import MachineLock, snapshot, snapshot_diff
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ pytestmark = [pytest.mark.timeout(1800), pytest.mark.skipif(bool(_why_not()), re
 
 
 def _node(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "fixtures.node", *args], cwd=ROOT, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "mlops_acceptance.fixtures.node", *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
@@ -63,7 +63,7 @@ def _until_ready(proc: subprocess.Popen, timeout: float = 600) -> list[str]:
 @pytest.fixture(scope="module")
 def before():
     # Binaries first, so that the scenarios' timeouts measure the node, not a cold Go build.
-    from fixtures.kube.toolchain import ensure_binaries
+    from mlops_acceptance.fixtures.kube.toolchain import ensure_binaries
 
     ensure_binaries(NODE_BINARIES)
     # Another run's node (one per machine) would change the host under the snapshots: wait until
@@ -71,7 +71,7 @@ def before():
     lock = MachineLock()
     lock.acquire(1800, print)
     lock.release()
-    subprocess.run([sys.executable, "-m", "fixtures.node", "cleanup"], cwd=ROOT, check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "mlops_acceptance.fixtures.node", "cleanup"], cwd=ROOT, check=True, timeout=300)
     return snapshot()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.node.cluster import PAUSE_IMAGE, SIMULATED_DEVICES_LABEL, NodeCluster
+from mlops_acceptance.fixtures.node.cluster import PAUSE_IMAGE, SIMULATED_DEVICES_LABEL, NodeCluster
 from tests.test_node import _why_not
 
 pytestmark = [pytest.mark.timeout(1800), pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "")]
@@ -22,7 +22,7 @@ DEVICES = 2
 def node():
     from kubernetes import config
 
-    from fixtures.kube.client import Kube
+    from mlops_acceptance.fixtures.kube.client import Kube
 
     cluster = NodeCluster(gpu_devices=DEVICES, gpu_labels={"nvidia.com/gpu.present": "true"}, progress=print,
                           lock_timeout=1800)
@@ -59,7 +59,7 @@ def test_the_device_plugin_makes_the_node_a_gpu_node(node):
 
 
 def test_the_kubelet_allocates_a_device_and_lists_it(node):
-    from fixtures.kube.pod_resources import devices_of
+    from mlops_acceptance.fixtures.kube.pod_resources import devices_of
 
     cluster, kube = node
     kube.create(pod("one-gpu", 1))
@@ -84,7 +84,7 @@ def test_the_kubelet_refuses_more_devices_than_it_has(node):
 
 def test_a_container_without_a_device_fails_the_allocation_reading(node):
     """The suite's reading of PodResources (suites/test_k8s_34_gpu.py) fails a container holding no GPU."""
-    import suites.test_k8s_34_gpu as m34g
+    import mlops_acceptance.suites.test_k8s_34_gpu as m34g
 
     cluster, kube = node
     kube.create(pod("no-gpu", None))

@@ -22,17 +22,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from fixtures.config import load_values
-from fixtures.kube.conditions import rolled_out
+from mlops_acceptance.fixtures.config import load_values
+from mlops_acceptance.fixtures.kube.conditions import rolled_out
 from tests.test_node import _why_not
 
 pytestmark = [pytest.mark.timeout(2400), pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "")]
 
-import suites.test_32_postgresql as s32  # noqa: E402
-import suites.test_durability as dur  # noqa: E402
-import suites.test_k8s_31_minio as m31  # noqa: E402  (modules, not functions: pytest must not collect them here)
-import suites.test_k8s_32_postgresql as m32  # noqa: E402
-import suites.test_k8s_33_mlflow as m33  # noqa: E402
+import mlops_acceptance.suites.test_32_postgresql as s32  # noqa: E402
+import mlops_acceptance.suites.test_durability as dur  # noqa: E402
+import mlops_acceptance.suites.test_k8s_31_minio as m31  # noqa: E402  (modules, not functions: pytest must not collect them here)
+import mlops_acceptance.suites.test_k8s_32_postgresql as m32  # noqa: E402
+import mlops_acceptance.suites.test_k8s_33_mlflow as m33  # noqa: E402
 
 
 class Evidence(list):
@@ -59,8 +59,8 @@ class _Config:
 
 @pytest.fixture(scope="module")
 def node():
-    from fixtures.kube.options import KubeOptions
-    from fixtures.kube.providers.node import NodeProvider
+    from mlops_acceptance.fixtures.kube.options import KubeOptions
+    from mlops_acceptance.fixtures.kube.providers.node import NodeProvider
 
     # Without KServe: this module is about 3.1-3.3 (KServe on node: tests/test_kserve_node_faults.py).
     provider = NodeProvider(load_values(), options=KubeOptions.defaults(timeout=900), kserve=False)
@@ -235,9 +235,9 @@ def deploy_minio(node, mutate=None, wait: float = 60, component: str = "minio", 
     """Render the manifests with every namespace set to a fresh one, keep the namespace and the
     component's objects (minio/*.j2 but the bucket Job; postgresql/*.j2 but the backup), break them with
     `mutate`, apply, wait; a stack-like object."""
-    from fixtures.kube.deploy import Deployer
-    from fixtures.kube.manifests import apply_order, render_manifests
-    from fixtures.node.stack_images import image_values
+    from mlops_acceptance.fixtures.kube.deploy import Deployer
+    from mlops_acceptance.fixtures.kube.manifests import apply_order, render_manifests
+    from mlops_acceptance.fixtures.node.stack_images import image_values
 
     ns = f"t-{secrets.token_hex(3)}"
     assignments = [f"{k}={ns}" for k in ("minio_namespace", "postgresql_namespace", "mlflow_namespace")]
@@ -336,7 +336,7 @@ def breaks(check, *args) -> str:
 def patch_and_replace(node, api_version: str, kind: str, name: str, namespace: str, selector: str, patch: dict):
     """A strategic-merge patch of a workload's pod template, then every old pod gone and a new one Ready
     (watched: fixtures/restarts.py; the Deployment's status lags behind a Recreate rollout)."""
-    from fixtures.restarts import wait_replaced
+    from mlops_acceptance.fixtures.restarts import wait_replaced
 
     kube = node.kube
     old = {p.get("metadata.uid") for p in kube.pods(namespace, selector)}
@@ -418,7 +418,7 @@ def test_postgresql_data_off_its_claim_fails_32_durability(node):
 def test_mlflow_restarted_with_postgresql_fails_32_durability(node):
     """"MLflow serves them without its own restart": a PostgreSQL restart that takes MLflow's pods with
     it (what a stack whose MLflow cannot reconnect would need) fails the row, though the data is there."""
-    from fixtures.restarts import wait_replaced
+    from mlops_acceptance.fixtures.restarts import wait_replaced
 
     stack, kube, ns = node.stack, node.kube, node.stack.values.mlflow_namespace
 
@@ -442,9 +442,9 @@ def test_a_port_forward_follows_the_replaced_pod(node):
     """The cluster and kind targets reach the Services through kubectl port-forward, which pins one
     pod: without reopening, the forward is dead after the restart; the provider reopens it on the same
     local port (ClusterProvider.follow_replaced_pods), and the S3 client's URL works again."""
-    from fixtures.capabilities.s3 import S3
-    from fixtures.kube.providers.cluster import ClusterProvider
-    from fixtures.restarts import KubeRestarts
+    from mlops_acceptance.fixtures.capabilities.s3 import S3
+    from mlops_acceptance.fixtures.kube.providers.cluster import ClusterProvider
+    from mlops_acceptance.fixtures.restarts import KubeRestarts
 
     provider, v = node.provider, node.stack.values
     host, port = ClusterProvider.service_address(provider, v.minio_namespace, "minio", 9000)
@@ -481,7 +481,7 @@ def test_pods_that_predate_their_template_fail_storage_and_credentials(node):
     stack_values = load_values()
     stack = deploy_minio(node, as_made)
     assert not stack.not_ready, stack.not_ready
-    from fixtures.kube.manifests import render_manifests
+    from mlops_acceptance.fixtures.kube.manifests import render_manifests
 
     fixed = next(copy.deepcopy(dict(o)) for o in render_manifests(stack.values)
                  if o["kind"] == "Deployment" and o["metadata"]["name"] == "minio")
@@ -499,7 +499,7 @@ def test_a_secret_changed_after_the_pod_started_fails_credentials(node):
     """The pod started with one password; then its Secret was set to the configured one and the pod kept
     running: spec and Secret agree with the values, the process does not, and 3.1-credentials fails on
     the process environment (compared by digest: the value itself appears nowhere)."""
-    from fixtures.kube.manifests import render_manifests
+    from mlops_acceptance.fixtures.kube.manifests import render_manifests
 
     configured = load_values()
     stack = deploy_minio(node, minio_secret_key=f"old-{secrets.token_hex(8)}")
@@ -520,7 +520,7 @@ def test_a_postgresql_whose_data_directory_is_off_the_claim_fails_storage(node):
     3.2-storage fails on the live `SHOW data_directory`."""
     from psycopg.conninfo import make_conninfo
 
-    from fixtures.capabilities.postgres import Postgres
+    from mlops_acceptance.fixtures.capabilities.postgres import Postgres
 
     elsewhere = "/var/lib/postgresql/elsewhere"
 
@@ -597,8 +597,8 @@ def test_a_pod_that_cannot_be_replaced_is_named_with_the_tail_of_its_log(node):
     the last lines of its log, copied before the pod went; the other components still answer."""
     import time
 
-    import suites.test_33_mlflow as s33
-    from fixtures import liveness
+    import mlops_acceptance.suites.test_33_mlflow as s33
+    from mlops_acceptance.fixtures import liveness
 
     stack, kube, ns = node.stack, node.kube, node.stack.values.mlflow_namespace
     names = {c.name for c in stack.components}

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from fixtures.node.host import snapshot, snapshot_diff
+from mlops_acceptance.fixtures.node.host import snapshot, snapshot_diff
 from tests.conftest import statuses
 from tests.test_node import _why_not
 

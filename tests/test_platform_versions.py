@@ -4,7 +4,7 @@ serving-core.yaml, cert-manager v1.13.0's cert-manager.yaml, and the node target
 
 from __future__ import annotations
 
-from fixtures.kube.platform import deployment_version, image_tag
+from mlops_acceptance.fixtures.kube.platform import deployment_version, image_tag
 
 KSERVE = {"metadata": {"name": "kserve-controller-manager", "namespace": "kserve",
                        "labels": {"control-plane": "kserve-controller-manager", "controller-tools.k8s.io": "1.0"}},

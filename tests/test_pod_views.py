@@ -5,8 +5,8 @@ tests/test_node_stack.py)."""
 
 from __future__ import annotations
 
-from fixtures.kube.objects import Container, Pod, PodTemplate
-from suites.test_k8s_31_minio import s3_answer
+from mlops_acceptance.fixtures.kube.objects import Container, Pod, PodTemplate
+from mlops_acceptance.suites.test_k8s_31_minio import s3_answer
 
 
 def _template(mounts, volumes) -> PodTemplate:

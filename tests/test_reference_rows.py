@@ -3,9 +3,9 @@ server names in its answers (pure parts; the real-stack faults are in tests/test
 
 from __future__ import annotations
 
-from fixtures.errors import UsageError
-from fixtures.reference import check_model_version, rows_of, widen
-from suites.served_model import served_version
+from mlops_acceptance.fixtures.errors import UsageError
+from mlops_acceptance.fixtures.reference import check_model_version, rows_of, widen
+from mlops_acceptance.suites.served_model import served_version
 
 ONE_ROW = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
 

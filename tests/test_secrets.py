@@ -19,10 +19,10 @@ import psutil
 import yaml
 from psycopg.conninfo import conninfo_to_dict
 
-from fixtures.capabilities.postgres import password_of, with_password
-from fixtures.config import load_values
-from fixtures.local.postgres import split_statements
-from reports.redact import Redactor
+from mlops_acceptance.fixtures.capabilities.postgres import password_of, with_password
+from mlops_acceptance.fixtures.config import load_values
+from mlops_acceptance.fixtures.local.postgres import split_statements
+from mlops_acceptance.reports.redact import Redactor
 from tests.conftest import statuses
 from tests.leftovers import assert_nothing_left, stop_processes_under
 

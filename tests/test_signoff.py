@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from reports import catalog, signoff
-from reports.redact import Redactor
+from mlops_acceptance.reports import catalog, signoff
+from mlops_acceptance.reports.redact import Redactor
 
 SPEC_CATALOG = Path(__file__).resolve().parents[2] / "shared" / "spec" / "criteria.md"
 

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from fixtures.kube import toolchain
+from mlops_acceptance.fixtures.kube import toolchain
 
 pytestmark = pytest.mark.skipif(not shutil.which("go"), reason="needs `go` on PATH")
 

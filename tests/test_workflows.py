@@ -370,7 +370,7 @@ def test_gpu_runs_on_the_self_hosted_runner_one_at_a_time():
 
 
 def test_gpu_job_has_kubectl_and_requires_acceptance():
-    from fixtures.kube.kubectl import DEFAULT_VERSION
+    from mlops_acceptance.fixtures.kube.kubectl import DEFAULT_VERSION
 
     doc = load("nightly-gpu.yml")
     all_steps = steps(doc)

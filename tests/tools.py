@@ -18,9 +18,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from fixtures.cache import locked
-from fixtures.cache import root as cache_root
-from fixtures.kube.toolchain import usable
+from mlops_acceptance.fixtures.cache import locked
+from mlops_acceptance.fixtures.cache import root as cache_root
+from mlops_acceptance.fixtures.kube.toolchain import usable
 
 # The newest release on the module proxy when this was written (`go list -m -versions
 # github.com/rhysd/actionlint`); ACTIONLINT_VERSION overrides it.
@@ -87,8 +87,8 @@ def kwok_unbuildable(*extra: str) -> str | None:
     """Why the kwok tests cannot run here, or None: the kube binaries (and `extra`) are missing and
     there is no `go` to build them. Missing but buildable is not a reason: the test's cluster builds
     them, or waits under their lock while another worker or the background build does."""
-    from fixtures.kube.cluster import REQUIRED_BINARIES
-    from fixtures.kube.toolchain import binary_paths
+    from mlops_acceptance.fixtures.kube.cluster import REQUIRED_BINARIES
+    from mlops_acceptance.fixtures.kube.toolchain import binary_paths
 
     missing = [b for b, p in binary_paths(REQUIRED_BINARIES + extra).items() if not os.access(p, os.X_OK)]
     if missing and not shutil.which("go"):
