@@ -193,7 +193,14 @@ def test_read_only_token_and_timeouts(name):
         assert isinstance(job.get("timeout-minutes"), int) and job["timeout-minutes"] > 0, \
             f"{name}: job {job_id} has no timeout-minutes"
         setup = [s for s in job["steps"] if uses(s, "actions/setup-python")]
-        assert setup and str(setup[0]["with"]["python-version"]) == "3.11", f"{name}: Python 3.11 expected"
+        assert setup, f"{name}: job {job_id} sets up no Python"
+        version = str(setup[0]["with"]["python-version"])
+        if version.startswith("${{ matrix."):  # the supported Pythons, one job each
+            key = version.removeprefix("${{ matrix.").removesuffix("}}").strip()
+            assert [str(v) for v in job["strategy"]["matrix"][key]] == ["3.11", "3.12", "3.13"], \
+                f"{name}: job {job_id} should run on Python 3.11, 3.12 and 3.13"
+        else:
+            assert version == "3.11", f"{name}: Python 3.11 expected"
 
 
 def test_ci_runs_the_projects_own_tests():
