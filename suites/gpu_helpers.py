@@ -16,6 +16,15 @@ SIMULATED_DEVICES_LABEL = "mlops-acceptance/simulated-gpu-devices"
 SPEC_GPU_COUNT = 1
 
 
+def brief(entries, most: int = 12) -> str:
+    """`entries` (a dict or a list) as Python shows it, cut to the first `most` with how many there are:
+    10,000 simulated GPU nodes would otherwise be pages of one evidence line."""
+    if len(entries) <= most:
+        return repr(entries)
+    head = dict(list(entries.items())[:most]) if isinstance(entries, dict) else list(entries)[:most]
+    return f"{repr(head)[:-1]}, ...{repr(head)[-1]} ({most} of {len(entries)} shown)"
+
+
 def gpu_nodes(stack) -> list:
     v, k8s = stack.values, stack.k8s
     needs(k8s, "gpu-nodes")
@@ -244,13 +253,15 @@ class CapacityProbe:
             f"{self.autoscaler})" if self.autoscaler else f"one asking {self.too_big} > any node's allocatable"
         evidence(f"free {self.res} before: {self.free}; created {len(pods)} probe pods "
                  f"({self.fits + 1 if self.fill else 0} x {self.per_pod} to fill, {big})"
-                 + (f", kept on {[n.name for n in self.nodes]}" if self.pinned else "")
+                 + (f", kept on {brief([n.name for n in self.nodes])}" if self.pinned else "")
                  + f" in {self.took:.2f} s: {len(scheduled)} scheduled, {len(pods) - len(scheduled)} Pending")
-        for p in pods:
-            if not p.node_name:
-                evidence(f"{p.name}: Pending, {p.unschedulable}")
+        pending = [p for p in pods if not p.node_name]
+        for p in pending[:12]:
+            evidence(f"{p.name}: Pending, {p.unschedulable}")
+        if len(pending) > 12:
+            evidence(f"... and {len(pending) - 12} more Pending")
         after = gpu_use(self.k8s, self.res)
-        evidence(f"{self.res} requested per GPU node after: { {n.name: after.get(n.name, 0) for n in self.nodes} }")
+        evidence(f"{self.res} requested per GPU node after: {brief({n.name: after.get(n.name, 0) for n in self.nodes})}")
         if not self.fill:
             evidence("capacity fill skipped: " + ("real GPU nodes (it would take every free GPU)"
                                                    if not self.k8s.simulated

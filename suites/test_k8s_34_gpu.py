@@ -21,7 +21,7 @@ from mlops_acceptance.fixtures.kube.gpu import LIST_COMMAND, read_smi
 from mlops_acceptance.fixtures.kube.pod_resources import devices_of
 from mlops_acceptance.fixtures.kube.selectors import tolerates
 from mlops_acceptance.suites.gpu_helpers import (
-    POD_RESOURCES_REMOTE, CapacityProbe, assert_placed, daemonset_ready, daemonset_summary, device_plugin_daemonsets,
+    POD_RESOURCES_REMOTE, CapacityProbe, assert_placed, brief, daemonset_ready, daemonset_summary, device_plugin_daemonsets,
     gpu_nodes, gpu_variant_of_pod, pin_to, placement_problems, predictor_like_pod, scheduling_nodes, scheduling_subject,
     simulated, simulated_devices, wait_placed,
 )
@@ -57,7 +57,7 @@ def test_gpu_predictor_lands_only_on_gpu_nodes(stack, evidence):
     assert isvc.exists, "the example InferenceService is missing"
     subject, per_pod, variant = scheduling_subject(stack, isvc)
     nodes = gpu_nodes(stack)
-    evidence(f"GPU nodes: {[(n.name, n.allocatable(v.kserve_gpu_resource_limit)) for n in nodes]}")
+    evidence(f"GPU nodes: {brief([(n.name, n.allocatable(v.kserve_gpu_resource_limit)) for n in nodes])}")
     assert nodes, f"no node labelled {dict(v.kserve_gpu_node_selector)} has {v.kserve_gpu_resource_limit} allocatable"
     started = time.monotonic()
     if "kserve-controller" not in k8s.limitations and not variant:
@@ -78,7 +78,7 @@ def test_gpu_predictor_lands_only_on_gpu_nodes(stack, evidence):
             if len(targets) < len(nodes):
                 # Beside a real node with fake devices the probe stays on the kwok nodes (no container starts).
                 pin_to(body, targets)
-                evidence(f"probe kept on the kwok GPU nodes {[n.name for n in targets]}")
+                evidence(f"probe kept on the kwok GPU nodes {brief([n.name for n in targets])}")
             k8s.create(body)
             wait_placed(k8s, ns, ["predictor-probe"], timeout=60)
             assert_placed(stack, [k8s.pod("predictor-probe", ns)], evidence, simulated=True, per_pod=per_pod)
@@ -202,7 +202,7 @@ def test_gpus_are_allocated_by_the_kubelet_device_manager(stack, evidence):
     if not fake:
         assert daemonsets, f"no device plugin DaemonSet (*device-plugin*) advertises {res}"
         assert all(daemonset_ready(o) for o in daemonsets), "; ".join(daemonset_summary(o) for o in daemonsets)
-    evidence(f"{res} allocatable: { {n.name: n.allocatable(res) for n in nodes} }")
+    evidence(f"{res} allocatable: {brief({n.name: n.allocatable(res) for n in nodes})}")
     if v.inference_gpu_count:
         pods = k8s.pods(v.inference_service_namespace,
                         f"serving.kserve.io/inferenceservice={v.inference_service_name}")
