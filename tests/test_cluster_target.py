@@ -224,11 +224,16 @@ def test_merged_kubeconfig_finds_the_context_in_either_file(merged):
                                     f"(contexts: dummy, {merged.context})")
 
 
+# This kwok cluster has no GPU node: the spec's GPU predictor would stop the preflight (its own line,
+# tests/test_kwok.py::test_gpu_preflight_names_the_selector_no_node_matches), as a user without GPUs is told.
+NO_GPUS = ["inference_gpu_count=0"]
+
+
 @needs_kwok
 def test_preflight_passes_on_a_cluster_with_kserve_and_a_default_class(merged, kserve_crd, default_class):
     from mlops_acceptance.fixtures.kube.providers.cluster import ClusterProvider
 
-    ClusterProvider.preflight(load_values(), Config(kube_context=merged.context))
+    ClusterProvider.preflight(load_values(sets=NO_GPUS), Config(kube_context=merged.context))
 
 
 @needs_kwok
@@ -236,11 +241,11 @@ def test_preflight_stops_in_one_line_without_kserve(merged, default_class):
     from mlops_acceptance.fixtures.kube.providers.cluster import ClusterProvider
 
     with pytest.raises(UsageError) as info:
-        ClusterProvider.preflight(load_values(), Config(kube_context=merged.context))
+        ClusterProvider.preflight(load_values(sets=NO_GPUS), Config(kube_context=merged.context))
     line = one_line(info.value)
     assert line.startswith(f"context {merged.context}: KServe is not installed") and "--kube-install-kserve" in line
     # Asked to install it: preflight lets the run go on (the install plan runs after it).
-    ClusterProvider.preflight(load_values(), Config(kube_context=merged.context, kube_install_kserve=True))
+    ClusterProvider.preflight(load_values(sets=NO_GPUS), Config(kube_context=merged.context, kube_install_kserve=True))
 
 
 @needs_kwok
@@ -249,7 +254,7 @@ def test_preflight_stops_in_one_line_without_the_class_or_a_default(merged, kser
 
     assert storage.default_class(kube.list("storage.k8s.io/v1", "StorageClass")) is None
     with pytest.raises(UsageError) as info:
-        ClusterProvider.preflight(load_values(sets=["postgresql_storage_class=fast-ssd"]),
+        ClusterProvider.preflight(load_values(sets=["postgresql_storage_class=fast-ssd", *NO_GPUS]),
                                   Config(kube_context=merged.context))
     lines = str(info.value).splitlines()
     assert len(lines) == 2, lines
@@ -271,7 +276,7 @@ def test_a_cluster_run_without_kserve_stops_before_anything_is_applied(suite_run
     ns = f"nothing-{secrets.token_hex(3)}"
     done, signoff = suite_run("--target", "cluster", "--kube-context", merged.context,
                               *[a for k in ("minio_namespace", "postgresql_namespace", "mlflow_namespace")
-                                for a in ("--set", f"{k}={ns}")],
+                                for a in ("--set", f"{k}={ns}")], "--set", NO_GPUS[0],
                               env={"KUBECONFIG": os.environ["KUBECONFIG"]}, timeout=300)
     output = done.stdout + done.stderr
     assert done.returncode == 4, output[-2000:]

@@ -307,15 +307,26 @@ def test_gpu_preflight_names_the_selector_no_node_matches(kube):
 
 
 def test_autoscaling_without_a_free_gpu_for_a_second_replica_is_said_up_front(kube, cluster):
-    """3.4-autoscaling-load's precondition on GPU predictors: a replica beyond the first needs free GPUs."""
+    """3.4-autoscaling-load's precondition on GPU predictors: a replica beyond the first needs free GPUs.
+    On a GPU node of its own (4 GPUs, nothing on it): the module's other tests leave pods on the shared
+    GPU nodes, which would decide the answer instead of the precondition."""
+    from mlops_acceptance.fixtures.kube.cluster import node_manifest
     from mlops_acceptance.suites.autoscaling_helpers import no_gpu_for_a_replica
 
-    evidence = Evidence()
-    fits = SimpleNamespace(values=load_values(), k8s=kube)
-    assert no_gpu_for_a_replica(fits, evidence) is None, evidence
-    too_many = SimpleNamespace(values=load_values(sets=["inference_gpu_count=5"]), k8s=kube)  # nodes have 4
-    finding = no_gpu_for_a_replica(too_many, evidence)
-    assert finding and "needs a second free GPU" in finding and "'gpu-node-0'" in finding, finding
+    name = f"free-gpu-node-{secrets.token_hex(3)}"
+    kube.create(node_manifest(name, labels={"acceptance/free-gpu-test": name}, extended={"nvidia.com/gpu": "4"}))
+    try:
+        mine = {"kserve_gpu_node_selector": {"acceptance/free-gpu-test": name}}
+        evidence = Evidence()
+        fits = SimpleNamespace(values=load_values().model_copy(update=mine), k8s=kube)
+        assert no_gpu_for_a_replica(fits, evidence) is None, evidence
+        assert f"'{name}': 4" in evidence[-1], evidence  # read from the node: 4 allocatable, none used
+        too_many = SimpleNamespace(values=load_values(sets=["inference_gpu_count=5"]).model_copy(update=mine),
+                                   k8s=kube)
+        finding = no_gpu_for_a_replica(too_many, evidence)
+        assert finding and "needs a second free GPU" in finding and f"'{name}'" in finding, finding
+    finally:
+        kube.delete("v1", "Node", name)
 
 
 def test_gpu_allocation_check_skips_on_simulated_pods(kube, cluster):

@@ -71,6 +71,24 @@ def node():
         provider.down()
 
 
+# Scratch namespaces deploy_minio made during the running test: (kube, namespace).
+_SCRATCH: list[tuple] = []
+
+
+@pytest.fixture(autouse=True)
+def scratch_namespaces_go_with_their_test():
+    """Each test's scratch MinIO or PostgreSQL goes when the test ends, and is waited for: the node has 2
+    cores and the stack requests about 1.6 of them, so one scratch pod left running starves the next
+    test's pods and the stack's own replacements (Insufficient cpu)."""
+    yield
+    while _SCRATCH:
+        kube, ns = _SCRATCH.pop()
+        for pod in kube.pods(ns):  # no 30 s grace: nothing in a scratch namespace is worth keeping
+            kube.delete("v1", "Pod", pod.name, ns, grace_period=0)
+        kube.delete("v1", "Namespace", ns)
+        kube.wait_gone("v1", "Namespace", ns, timeout=180)
+
+
 def fails(check, stack, *extra) -> str:
     evidence = Evidence()
     try:
@@ -251,6 +269,7 @@ def deploy_minio(node, mutate=None, wait: float = 60, component: str = "minio", 
     if mutate:
         mutate(objects)
     deployer = Deployer(node.kube)
+    _SCRATCH.append((node.kube, ns))
     applied = deployer.apply(objects)
     not_ready = deployer.wait_ready(applied, timeout=wait)
     node.provider.deployer.result.applied.extend(deployer.result.applied)  # deleted with the stack's
