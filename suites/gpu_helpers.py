@@ -51,10 +51,12 @@ def scheduling_nodes(nodes: list) -> list:
 
 
 def pin_to(body: dict, nodes: list) -> dict:
-    """Keep a probe pod on these nodes (a required node affinity on their names)."""
+    """Keep a probe pod on these nodes (a required node affinity on their names). One term per node: the
+    terms are ORed, and a `metadata.name` field selector takes exactly one value (the API server refuses
+    a list: 422)."""
     body["spec"].setdefault("affinity", {})["nodeAffinity"] = {
-        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchFields": [
-            {"key": "metadata.name", "operator": "In", "values": [n.name for n in nodes]}]}]}}
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [n.name]}]} for n in nodes]}}
     return body
 
 

@@ -329,6 +329,21 @@ def test_autoscaling_without_a_free_gpu_for_a_second_replica_is_said_up_front(ku
         kube.delete("v1", "Node", name)
 
 
+def test_a_probe_pinned_to_several_nodes_is_accepted_and_placed_on_one_of_them(kube, cluster):
+    """pin_to (the capacity probe kept on the simulated GPU nodes beside the node's own): the API server
+    takes one name per `metadata.name` field selector, so several nodes are several terms."""
+    from mlops_acceptance.suites.gpu_helpers import pin_to, wait_placed
+
+    nodes = kube.nodes("workload-type=inference")[:2]
+    assert len(nodes) == 2, nodes
+    with kube.scratch_namespace("acceptance-pin") as ns:
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pinned", "namespace": ns},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}], "tolerations": [{"operator": "Exists"}]}}
+        kube.create(pin_to(body, nodes))
+        wait_placed(kube, ns, ["pinned"], timeout=60)
+        assert kube.pod("pinned", ns).node_name in {n.name for n in nodes}
+
+
 def test_gpu_allocation_check_skips_on_simulated_pods(kube, cluster):
     """kwok runs no kubelet: the device-manager check skips with the target's reason, never passes."""
     stack = deploy(kube, cluster)
