@@ -237,9 +237,11 @@ def test_preflight_passes_on_a_cluster_with_kserve_and_a_default_class(merged, k
 
 
 @needs_kwok
-def test_preflight_stops_in_one_line_without_kserve(merged, default_class):
+def test_preflight_stops_in_one_line_without_kserve(merged, default_class, kube):
     from mlops_acceptance.fixtures.kube.providers.cluster import ClusterProvider
 
+    # Another test's CRD may still be going (its deletion is asynchronous): this one needs it gone.
+    kube.wait_gone("apiextensions.k8s.io/v1", "CustomResourceDefinition", KSERVE_CRD["metadata"]["name"], timeout=60)
     with pytest.raises(UsageError) as info:
         ClusterProvider.preflight(load_values(sets=NO_GPUS), Config(kube_context=merged.context))
     line = one_line(info.value)

@@ -634,6 +634,10 @@ def test_a_pod_that_cannot_be_replaced_is_named_with_the_tail_of_its_log(node):
     while kube.pods(ns, "app=mlflow") and time.monotonic() < deadline:
         time.sleep(1)
     assert not kube.pods(ns, "app=mlflow"), "MLflow's pod was replaced despite the quota"
+    # A pod deleted with no grace leaves the API at once; its container and kube-proxy's rules go a few
+    # seconds later, and until then the old pod still answers. Wait for what the checks would see.
+    while not liveness.look(stack.components) and time.monotonic() < deadline + 60:
+        time.sleep(1)
 
     with pytest.raises(Exception):  # noqa: B017 - whatever the client raises: the check must not pass
         s33.test_rest_api_experiments_and_runs(stack, Evidence())
